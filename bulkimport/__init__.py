@@ -1,0 +1,1 @@
+"""Subscribe the people in a spreadsheet to an engageSPARK engagement."""
