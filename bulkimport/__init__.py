@@ -1,1 +1,8 @@
 """Subscribe the people in a spreadsheet to an engageSPARK engagement."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("bulkimport")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"

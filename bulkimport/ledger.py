@@ -1,0 +1,682 @@
+"""The results ledger: one SQLite file that knows what happened to every row.
+
+The ledger is the source of truth. A batch's rows are committed as
+``sending`` before its request leaves the process, so a crash at any instant
+leaves a state the next run can finish (leftover ``sending`` rows become
+``unknown`` and are re-sent with contact reuse).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bulkimport.contacts import RowStatus
+from bulkimport.errors import LedgerError
+
+SCHEMA_VERSION = 1
+DEFAULT_LEDGER = Path("bulkimport.sqlite")
+PAGE = 1000  # rows per keyset page and per executemany chunk
+
+S = RowStatus
+# Every legal move of a row, in one place. ``None`` is a row not yet recorded.
+TRANSITIONS: dict[RowStatus | None, frozenset[RowStatus]] = {
+    None: frozenset({S.INVALID, S.DUPLICATE, S.SKIPPED, S.PENDING}),
+    S.PENDING: frozenset({S.SENDING}),
+    S.SENDING: frozenset({S.SUBSCRIBED, S.FAILED, S.UNKNOWN, S.PENDING}),
+    S.UNKNOWN: frozenset({S.SENDING}),
+    S.FAILED: frozenset({S.SENDING}),  # only with --include-rejected
+    S.INVALID: frozenset(),
+    S.DUPLICATE: frozenset(),
+    S.SKIPPED: frozenset(),
+    S.SUBSCRIBED: frozenset(),
+}
+SENDABLE = (S.PENDING, S.UNKNOWN)
+OPEN = (S.PENDING, S.SENDING, S.UNKNOWN)
+
+
+class IllegalTransition(RuntimeError):
+    """A row was asked to move between two states the design does not allow."""
+
+
+def check_transition(current: RowStatus | None, new: RowStatus) -> None:
+    """Raise IllegalTransition unless ``current -> new`` is a legal move."""
+    if new not in TRANSITIONS[current]:
+        raise IllegalTransition(f"a row cannot go from {current or 'new'} to {new}")
+
+
+_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    engagement_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    settings TEXT NOT NULL
+);
+CREATE TABLE sources (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    engagement_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    sheet TEXT NOT NULL,
+    header TEXT NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sources_fingerprint ON sources(sha256, sheet, engagement_id);
+CREATE TABLE run_sources (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    PRIMARY KEY (run_id, source_id)
+);
+CREATE TABLE rows (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    engagement_id INTEGER NOT NULL,
+    row_number INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    identity TEXT,
+    phone TEXT,
+    contact_id INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    reuse INTEGER NOT NULL DEFAULT 0,
+    payload TEXT,
+    cells TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (source_id, row_number)
+);
+CREATE INDEX rows_status ON rows(status, engagement_id);
+CREATE INDEX rows_identity ON rows(engagement_id, identity);
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    batch TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    status_code INTEGER,
+    kind TEXT NOT NULL,
+    duration REAL NOT NULL,
+    reuse INTEGER NOT NULL,
+    row_count INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+# Each entry upgrades the schema from version N to N + 1.
+MIGRATIONS: dict[int, str] = {0: _SCHEMA}
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A source row as first recorded: its verdict and, when sendable, its payload."""
+
+    row_number: int
+    status: RowStatus
+    cells: Sequence[str]
+    identity: str | None = None
+    phone: str | None = None
+    contact_id: int | None = None
+    reason: str = ""
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRow:
+    """A row waiting to be sent: its ledger id, payload and whether reuse is required."""
+
+    id: int
+    payload: dict[str, Any]
+    status: RowStatus
+    reuse: bool
+
+    @property
+    def existing(self) -> bool:
+        return "id" in self.payload
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """Where a sent row ended: the ledger's half of a send outcome."""
+
+    row_id: int
+    status: RowStatus
+    contact_id: int | None
+    reason: str
+    maybe_sent: bool = False  # the row may have reached the API: send it again with reuse
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One HTTP attempt, for the attempts table."""
+
+    batch: str
+    started_at: float
+    status_code: int | None
+    kind: str
+    duration: float
+    reuse: bool
+    row_count: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as `status` shows it."""
+
+    id: int
+    command: str
+    engagement_id: int
+    started_at: str
+    finished_at: str | None
+    exit_code: int | None
+    files: list[str]
+    counts: dict[str, int]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """A row as the results file shows it."""
+
+    source: str
+    sheet: str
+    row_number: int
+    status: str
+    contact_id: int | None
+    phone: str | None
+    reason: str
+    header: list[str]
+    cells: list[str]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Ledger:
+    """Read and write the ledger; every write is one ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path | None) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Ledger:
+        """Open or create the ledger at ``path`` (mode 0600), migrating its schema."""
+        if path.is_dir():
+            raise LedgerError(f"Ledger {path} is a folder: give a file name with --ledger.")
+        if not path.exists():
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+            except FileNotFoundError as error:
+                raise LedgerError(
+                    f"Cannot create the ledger {path}: its folder does not exist."
+                ) from error
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            ledger = cls(connection, path)
+            ledger._migrate()
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(
+                f"{path} is not a bulkimport ledger ({error}): "
+                "give another file with --ledger, or move this one away."
+            ) from error
+        return ledger
+
+    @classmethod
+    def in_memory_copy(cls, path: Path) -> Ledger:
+        """Return a private in-memory copy (for --dry-run: decide everything, keep nothing)."""
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if path.exists():
+            source = cls.open(path)
+            source._db.backup(memory)
+            source.close()
+        ledger = cls(memory, None)
+        ledger._migrate()
+        return ledger
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"Ledger {self.path} was written by a newer bulkimport (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}): upgrade bulkimport to read it."
+            )
+        if version == 0 and self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise LedgerError(
+                f"{self.path} is an SQLite file but not a bulkimport ledger: "
+                "give another file with --ledger."
+            )
+        while version < SCHEMA_VERSION:
+            with self._write():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                version += 1
+                self._db.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Runs ---------------------------------------------------------------------
+
+    def start_run(self, command: str, engagement_id: int, settings: Mapping[str, Any]) -> int:
+        """Record a new run; ``settings`` must never hold the API key."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (command, engagement_id, started_at, settings) VALUES (?,?,?,?)",
+                (command, engagement_id, _now(), json.dumps(dict(settings), sort_keys=True)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, exit_code: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ? WHERE id = ?",
+                (_now(), exit_code, run_id),
+            )
+
+    def run_settings(self, run_id: int) -> tuple[int, dict[str, Any]]:
+        """Return a run's engagement id and settings; LedgerError if there is no such run."""
+        found = self._db.execute(
+            "SELECT engagement_id, settings FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if found is None:
+            raise LedgerError(f"There is no run {run_id} in {self.path}: see `bulkimport status`.")
+        return int(found[0]), json.loads(found[1])
+
+    def last_run_id(self) -> int | None:
+        found = self._db.execute("SELECT max(id) FROM runs").fetchone()
+        return None if found[0] is None else int(found[0])
+
+    # Sources ------------------------------------------------------------------
+
+    def unfinished_source(self, sha256: str, sheet: str, engagement_id: int) -> int | None:
+        """Return the id of an earlier import of this exact file that is not settled yet."""
+        found = self._db.execute(
+            """
+            SELECT s.id FROM sources s
+            WHERE s.sha256 = ? AND s.sheet = ? AND s.engagement_id = ?
+              AND (s.complete = 0 OR EXISTS (
+                   SELECT 1 FROM rows r WHERE r.source_id = s.id
+                   AND r.status IN ('pending', 'sending', 'unknown')))
+            ORDER BY s.id DESC LIMIT 1
+            """,
+            (sha256, sheet, engagement_id),
+        ).fetchone()
+        return None if found is None else int(found[0])
+
+    def source_seen(self, sha256: str, sheet: str, engagement_id: int) -> bool:
+        """True when this exact file was fully recorded for this engagement before."""
+        found = self._db.execute(
+            "SELECT 1 FROM sources WHERE sha256 = ? AND sheet = ? AND engagement_id = ? "
+            "AND complete = 1",
+            (sha256, sheet, engagement_id),
+        ).fetchone()
+        return found is not None
+
+    def add_source(
+        self,
+        run_id: int,
+        engagement_id: int,
+        path: str,
+        sha256: str,
+        sheet: str,
+        header: Sequence[str],
+    ) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO sources (run_id, engagement_id, path, sha256, sheet, header) "
+                "VALUES (?,?,?,?,?,?)",
+                (run_id, engagement_id, path, sha256, sheet, json.dumps(list(header))),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def link_sources(self, run_id: int, source_ids: Sequence[int]) -> None:
+        """Record that ``run_id`` works on these sources (new or resumed)."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO run_sources (run_id, source_id) VALUES (?, ?)",
+                [(run_id, source_id) for source_id in source_ids],
+            )
+
+    def sources_of(self, run_id: int) -> list[int]:
+        """Return the ids of the sources a run worked on."""
+        return [
+            int(source_id)
+            for (source_id,) in self._db.execute(
+                "SELECT source_id FROM run_sources WHERE run_id = ? ORDER BY source_id", (run_id,)
+            )
+        ]
+
+    def engagements_with_open_rows(self, *, include_rejected: bool = False) -> list[int]:
+        """Return the engagements that have rows to send (pending, unknown; failed if asked)."""
+        statuses = (*SENDABLE, S.FAILED) if include_rejected else SENDABLE
+        marks = ",".join("?" * len(statuses))
+        return [
+            int(e)
+            for (e,) in self._db.execute(
+                f"SELECT DISTINCT engagement_id FROM rows WHERE status IN ({marks}) "
+                "ORDER BY engagement_id",
+                [s.value for s in statuses],
+            )
+        ]
+
+    def last_settings(self, engagement_id: int) -> dict[str, Any]:
+        """Return the settings of the newest run for an engagement ({} if none)."""
+        found = self._db.execute(
+            "SELECT settings FROM runs WHERE engagement_id = ? ORDER BY id DESC LIMIT 1",
+            (engagement_id,),
+        ).fetchone()
+        return {} if found is None else dict(json.loads(found[0]))
+
+    def complete_source(self, source_id: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE sources SET complete = 1 WHERE id = ?", (source_id,))
+
+    # Rows ---------------------------------------------------------------------
+
+    def record_rows(
+        self, source_id: int, run_id: int, engagement_id: int, rows: Sequence[NewRow]
+    ) -> None:
+        """Record new rows; rows already recorded for this source keep their state."""
+        for row in rows:
+            check_transition(None, row.status)
+        now = _now()
+        with self._write() as db:
+            db.executemany(
+                """
+                INSERT OR IGNORE INTO rows (source_id, run_id, engagement_id, row_number,
+                    status, identity, phone, contact_id, reason, payload, cells, updated_at)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                """,
+                [
+                    (
+                        source_id,
+                        run_id,
+                        engagement_id,
+                        row.row_number,
+                        row.status.value,
+                        row.identity,
+                        row.phone,
+                        row.contact_id,
+                        row.reason,
+                        None if row.payload is None else json.dumps(row.payload),
+                        json.dumps(list(row.cells), ensure_ascii=False),
+                        now,
+                    )
+                    for row in rows
+                ],
+            )
+
+    def already_handled(
+        self, engagement_id: int, identities: Iterable[str], *, exclude_source: int
+    ) -> dict[str, str]:
+        """Return why each identity needs no new send: subscribed or queued elsewhere."""
+        wanted = list(dict.fromkeys(identities))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for identity, status, contact_id, path, number in self._db.execute(
+                f"""
+                SELECT r.identity, r.status, r.contact_id, s.path, r.row_number
+                FROM rows r JOIN sources s ON s.id = r.source_id
+                WHERE r.engagement_id = ? AND r.source_id != ?
+                  AND r.status IN ('subscribed', 'pending', 'sending', 'unknown')
+                  AND r.identity IN ({marks})
+                ORDER BY r.status = 'subscribed' DESC, r.id
+                """,
+                (engagement_id, exclude_source, *chunk),
+            ):
+                if identity in found:
+                    continue
+                if status == S.SUBSCRIBED:
+                    found[identity] = (
+                        f"already subscribed to this engagement as contact {contact_id} "
+                        f"(row {number} of {path})"
+                    )
+                else:
+                    found[identity] = (
+                        f"already queued for this engagement (row {number} of {path}, "
+                        f"{status}): `bulkimport retry` sends it"
+                    )
+        return found
+
+    def recover_interrupted(self) -> int:
+        """Turn rows left ``sending`` by a crashed run into ``unknown``; return how many."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE rows SET status = 'unknown', reuse = 1, updated_at = ?, "
+                "reason = 'the run stopped while this row was being sent' "
+                "WHERE status = 'sending'",
+                (_now(),),
+            )
+        return cursor.rowcount
+
+    def queued_rows(
+        self,
+        *,
+        engagement_id: int,
+        statuses: Sequence[RowStatus] = SENDABLE,
+        source_ids: Sequence[int] | None = None,
+        run_id: int | None = None,
+    ) -> Iterator[QueuedRow]:
+        """Yield rows in ``statuses``, oldest first, a page at a time (safe to update meanwhile)."""
+        where = ["engagement_id = ?", f"status IN ({','.join('?' * len(statuses))})"]
+        params: list[Any] = [engagement_id, *(s.value for s in statuses)]
+        if source_ids is not None:
+            where.append(f"source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})")
+            params.extend(source_ids)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        last = 0
+        while True:
+            page = self._db.execute(
+                f"SELECT id, payload, status, reuse FROM rows WHERE {' AND '.join(where)} "
+                "AND id > ? ORDER BY id LIMIT ?",
+                (*params, last, PAGE),
+            ).fetchall()
+            if not page:
+                return
+            for row_id, payload, status, reuse in page:
+                yield QueuedRow(row_id, json.loads(payload), RowStatus(status), bool(reuse))
+            last = page[-1][0]
+
+    def mark_sending(self, row_ids: Sequence[int]) -> None:
+        """Commit a batch's rows as ``sending``: called before its request leaves."""
+        self._move(row_ids, S.SENDING)
+
+    def settle(
+        self, settlements: Sequence[Settlement], attempts: Sequence[AttemptRecord], run_id: int
+    ) -> None:
+        """Record a batch's outcome and its attempts in one transaction."""
+        now = _now()
+        with self._write() as db:
+            current = self._statuses(db, [s.row_id for s in settlements])
+            for settlement in settlements:
+                check_transition(current[settlement.row_id], settlement.status)
+            db.executemany(
+                "UPDATE rows SET status = ?, contact_id = coalesce(?, contact_id), reason = ?, "
+                "reuse = max(reuse, ?), updated_at = ? WHERE id = ?",
+                [
+                    (s.status.value, s.contact_id, s.reason, int(s.maybe_sent), now, s.row_id)
+                    for s in settlements
+                ],
+            )
+            db.executemany(
+                "INSERT INTO attempts (run_id, batch, started_at, status_code, kind, duration, "
+                "reuse, row_count, message) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        run_id,
+                        a.batch,
+                        datetime.fromtimestamp(a.started_at, UTC).isoformat(
+                            timespec="milliseconds"
+                        ),
+                        a.status_code,
+                        a.kind,
+                        a.duration,
+                        int(a.reuse),
+                        a.row_count,
+                        a.message,
+                    )
+                    for a in attempts
+                ],
+            )
+
+    def _move(self, row_ids: Sequence[int], new: RowStatus) -> None:
+        with self._write() as db:
+            current = self._statuses(db, row_ids)
+            for row_id in row_ids:
+                check_transition(current[row_id], new)
+            db.executemany(
+                "UPDATE rows SET status = ?, updated_at = ? WHERE id = ?",
+                [(new.value, _now(), row_id) for row_id in row_ids],
+            )
+
+    @staticmethod
+    def _statuses(db: sqlite3.Connection, row_ids: Sequence[int]) -> dict[int, RowStatus | None]:
+        found: dict[int, RowStatus | None] = dict.fromkeys(row_ids)
+        for start in range(0, len(row_ids), 500):
+            chunk = row_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row_id, status in db.execute(
+                f"SELECT id, status FROM rows WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row_id] = RowStatus(status)
+        return found
+
+    # Reading ------------------------------------------------------------------
+
+    def counts(
+        self,
+        *,
+        run_id: int | None = None,
+        source_ids: Sequence[int] | None = None,
+        row_ids: Sequence[int] | None = None,
+    ) -> Counter[str]:
+        """Count rows by status: of given rows, given sources, one run's rows, or all."""
+        if row_ids is not None:
+            statuses = self._statuses(self._db, row_ids)
+            return Counter(str(s) for s in statuses.values() if s is not None)
+        if source_ids is not None:
+            marks = ",".join("?" * len(source_ids)) or "NULL"
+            query = (
+                f"SELECT status, count(*) FROM rows WHERE source_id IN ({marks}) GROUP BY status"
+            )
+            params: Sequence[Any] = source_ids
+        elif run_id is not None:
+            query = "SELECT status, count(*) FROM rows WHERE run_id = ? GROUP BY status"
+            params = (run_id,)
+        else:
+            query, params = "SELECT status, count(*) FROM rows GROUP BY status", ()
+        return Counter({status: n for status, n in self._db.execute(query, params)})
+
+    def count_rows(self, statuses: Sequence[RowStatus], *, source_ids: Sequence[int]) -> int:
+        """Count the rows of some sources that are in ``statuses``."""
+        counts = self.counts(source_ids=source_ids)
+        return sum(counts[s.value] for s in statuses)
+
+    def sources_of_rows(self, row_ids: Sequence[int]) -> list[int]:
+        """Return the distinct sources of some rows."""
+        found: set[int] = set()
+        for start in range(0, len(row_ids), 500):
+            chunk = row_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                int(source_id)
+                for (source_id,) in self._db.execute(
+                    f"SELECT DISTINCT source_id FROM rows WHERE id IN ({marks})",
+                    chunk,
+                )
+            )
+        return sorted(found)
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, newest first, with its files and row counts."""
+        infos = []
+        for run_id, command, engagement, started, finished, code, settings in self._db.execute(
+            "SELECT id, command, engagement_id, started_at, finished_at, exit_code, settings "
+            "FROM runs ORDER BY id DESC"
+        ).fetchall():
+            files = [
+                path
+                for (path,) in self._db.execute(
+                    "SELECT DISTINCT s.path FROM sources s "
+                    "JOIN run_sources l ON l.source_id = s.id WHERE l.run_id = ? ORDER BY s.id",
+                    (run_id,),
+                )
+            ]
+            infos.append(
+                RunInfo(
+                    run_id,
+                    command,
+                    engagement,
+                    started,
+                    finished,
+                    code,
+                    files,
+                    dict(self.counts(run_id=run_id)),
+                    json.loads(settings),
+                )
+            )
+        return infos
+
+    def headers(self, *, source_ids: Sequence[int] | None = None) -> list[list[str]]:
+        """Return the header of each source (of some sources, or all), oldest first."""
+        where, params = "", tuple[int, ...]()
+        if source_ids is not None:
+            where = f"WHERE id IN ({','.join('?' * len(source_ids)) or 'NULL'})"
+            params = tuple(source_ids)
+        return [
+            list(json.loads(header))
+            for (header,) in self._db.execute(
+                f"SELECT header FROM sources {where} ORDER BY id", params
+            )
+        ]
+
+    def result_rows(self, *, source_ids: Sequence[int] | None = None) -> Iterator[ResultRow]:
+        """Yield every recorded row (of some sources, or all), in file and row order."""
+        where, params = "", tuple[int, ...]()
+        if source_ids is not None:
+            where = f"WHERE r.source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})"
+            params = tuple(source_ids)
+        cursor = self._db.cursor()
+        cursor.execute(
+            "SELECT s.path, s.sheet, r.row_number, r.status, r.contact_id, r.phone, r.reason, "
+            f"s.header, r.cells FROM rows r JOIN sources s ON s.id = r.source_id {where} "
+            "ORDER BY r.source_id, r.row_number",
+            params,
+        )
+        headers: dict[str, list[str]] = {}
+        for path, sheet, number, status, contact_id, phone, reason, header, cells in cursor:
+            parsed = headers.setdefault(header, json.loads(header))
+            yield ResultRow(
+                path, sheet, number, status, contact_id, phone, reason, parsed, json.loads(cells)
+            )

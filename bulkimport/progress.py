@@ -1,0 +1,93 @@
+"""Progress display for the CLI: a bar on a terminal, periodic log lines elsewhere.
+
+Only :mod:`bulkimport.cli` uses this module; the pipeline sees the
+:class:`bulkimport.pipeline.Progress` protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from bulkimport.pipeline import NoProgress
+from bulkimport.pipeline import Progress as ProgressSink
+
+log = logging.getLogger("bulkimport.progress")
+
+
+class BarProgress:
+    """A rich progress bar: rows done of total, rows per second, time left."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._bar = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=Console(file=stream),
+            transient=True,
+        )
+        self._task: TaskID | None = None
+        self._started = 0.0
+        self._done = 0
+
+    def begin(self, total: int) -> None:
+        self._started = time.monotonic()
+        self._bar.start()
+        self._task = self._bar.add_task("send", total=total, rate="-")
+
+    def advance(self, rows: int) -> None:
+        self._done += rows
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        if self._task is not None:
+            self._bar.update(self._task, advance=rows, rate=f"{self._done / elapsed:,.0f}")
+
+    def end(self) -> None:
+        self._bar.stop()
+
+
+class LogProgress:
+    """One log line at most every ``every`` seconds, for cron and log files."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._every = every
+        self._total = 0
+        self._done = 0
+        self._started = self._last = 0.0
+
+    def begin(self, total: int) -> None:
+        self._total = total
+        self._started = self._last = time.monotonic()
+        if total:
+            log.info("sending %d rows", total)
+
+    def advance(self, rows: int) -> None:
+        self._done += rows
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            rate = self._done / max(now - self._started, 1e-6)
+            log.info("sent %d of %d rows (%.0f rows/s)", self._done, self._total, rate)
+
+    def end(self) -> None:
+        if self._total:
+            log.info("sent %d of %d rows", self._done, self._total)
+
+
+def progress_for(stream: TextIO, *, quiet: bool = False) -> ProgressSink:
+    """Return a bar when ``stream`` is a terminal, log lines otherwise, nothing when quiet."""
+    if quiet:
+        return NoProgress()
+    return BarProgress(stream) if stream.isatty() else LogProgress()

@@ -1,0 +1,181 @@
+"""Read, map, normalize and deduplicate rows: the stages `check` and `run` share.
+
+Every input file is opened and its header mapped before the first row is
+normalized, so a bad file stops the whole import before anything happens.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from bulkimport.columns import ColumnMapping, MapOverride, map_columns
+from bulkimport.contacts import Contact, Problem, SourceRow
+from bulkimport.errors import InputError
+from bulkimport.normalize import ContactDefaults, RowNormalizer
+from bulkimport.phones import PhoneNormalizer, PhonePolicy
+from bulkimport.plan import Deduper
+from bulkimport.sources import ReadOptions, SourceTable, open_source
+
+FIRST_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read, map and validate the input files."""
+
+    read: ReadOptions = ReadOptions()
+    overrides: tuple[MapOverride, ...] = ()
+    phones: PhonePolicy = PhonePolicy()
+    allow_duplicates: bool = False
+    defaults: ContactDefaults = ContactDefaults()
+
+
+@dataclass(frozen=True)
+class MappedSource:
+    """An opened input: its table (rows not yet read) and its column mapping."""
+
+    table: SourceTable
+    mapping: ColumnMapping
+
+
+class Verdict(StrEnum):
+    """What local validation says about a row."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRow:
+    """A source row with its verdict, the contact to send (when valid) and why not."""
+
+    source_row: SourceRow
+    verdict: Verdict
+    contact: Contact | None = None
+    code: Problem | None = None
+    reason: str = ""
+
+    @property
+    def phone(self) -> str:
+        return (self.contact.phone or "") if self.contact else ""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that will not be sent, for the summary's list of first problems."""
+
+    source: str
+    sheet: str
+    row: int
+    code: str
+    message: str
+
+
+@dataclass
+class Tally:
+    """Counts verdicts and problems as rows stream past."""
+
+    rows: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+    first_problems: list[RowProblem] = field(default_factory=list)
+
+    def add(self, checked: CheckedRow) -> None:
+        self.rows += 1
+        self.verdicts[checked.verdict] += 1
+        if checked.verdict is Verdict.VALID:
+            return
+        code = checked.code.value if checked.code else checked.verdict.value
+        self.problems[code] += 1
+        if len(self.first_problems) < FIRST_PROBLEMS:
+            row = checked.source_row
+            self.first_problems.append(
+                RowProblem(row.source, row.sheet, row.row, code, checked.reason)
+            )
+
+
+@contextmanager
+def open_sources(paths: Sequence[Path], options: ImportOptions) -> Iterator[list[MappedSource]]:
+    """Open every input and map its header; raise InputError before any row is read."""
+    if not paths:
+        raise InputError("No input file given: name one or more .csv, .xlsx, .xls or .ods files.")
+    with ExitStack() as stack:
+        mapped = []
+        for path in paths:
+            table = stack.enter_context(open_source(path, options.read))
+            try:
+                mapping = map_columns(table.header, options.overrides)
+            except InputError as error:
+                raise InputError(f"{table.source}: {error}") from error
+            mapped.append(MappedSource(table, mapping))
+        yield mapped
+
+
+def checked_rows(
+    sources: Sequence[MappedSource],
+    options: ImportOptions,
+    *,
+    custom_fields: Mapping[str, Mapping[str, int]] | None = None,
+) -> Iterator[CheckedRow]:
+    """Normalize and deduplicate every row of every source, in file and row order.
+
+    ``custom_fields`` maps a source name to its resolved {field id: column};
+    without it, custom fields are taken as mapped (names unresolved), which
+    is enough to check a file.
+    """
+    phones = PhoneNormalizer(options.phones)
+    deduper = Deduper()
+    for source in sources:
+        normalizer = RowNormalizer(
+            source.mapping,
+            phones,
+            custom_fields=(custom_fields or {}).get(source.table.source),
+            defaults=options.defaults,
+        )
+        for row in source.table.rows:
+            yield _check_row(row, normalizer, deduper, options.allow_duplicates)
+
+
+def _check_row(
+    row: SourceRow, normalizer: RowNormalizer, deduper: Deduper, allow_duplicates: bool
+) -> CheckedRow:
+    result = normalizer.normalize(row)
+    if not isinstance(result, Contact):
+        return CheckedRow(row, Verdict.INVALID, code=result.code, reason=result.message)
+    repeated = deduper.duplicate_of(result, row)
+    if repeated is not None and not allow_duplicates:
+        return CheckedRow(row, Verdict.DUPLICATE, contact=result, reason=repeated)
+    return CheckedRow(row, Verdict.VALID, contact=result)
+
+
+class OriginalColumns:
+    """The union of the inputs' headers, so every row's own cells fit one table."""
+
+    def __init__(self, sources: Sequence[MappedSource]) -> None:
+        self.names: list[str] = []
+        self._positions: dict[str, list[int]] = {}
+        index: dict[str, int] = {}
+        for source in sources:
+            positions = []
+            for i, name in enumerate(source.table.header):
+                label = name or f"column {i + 1}"
+                while label in index and index[label] in positions:
+                    label += " (again)"
+                if label not in index:
+                    index[label] = len(self.names)
+                    self.names.append(label)
+                positions.append(index[label])
+            self._positions[source.table.source] = positions
+
+    def cells(self, row: SourceRow) -> list[str]:
+        """Return ``row``'s cells placed under the union header."""
+        out = [""] * len(self.names)
+        for position, value in zip(self._positions[row.source], row.cells, strict=False):
+            out[position] = value
+        return out
