@@ -1,0 +1,602 @@
+"""The engageSPARK client: exact requests, one classification per answer, no key leaks."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import requests
+from requests_mock import Mocker
+
+from bulkimport.api import (
+    DEFAULT_API_URL,
+    AttemptKind,
+    EngageSparkClient,
+    Timeouts,
+    parse_retry_after,
+)
+from bulkimport.errors import ApiRefused, ApiUnavailable, InputError
+
+KEY = "sk-test-5f3a9c7e1d2b"
+BASE = "https://api.test/api/v1"
+SUBSCRIBE = f"{BASE}/engagements/1234/contacts/"
+JUAN = {"firstName": "Juan", "lastName": "Dela Cruz", "fullPhoneNumber": "639438249629"}
+JANE = {"firstName": "Jane", "fullPhoneNumber": "639171234567"}
+
+
+def contact(contact_id: int, phone: str) -> dict[str, Any]:
+    return {"id": contact_id, "fullPhoneNumber": phone, "contactType": "NORMAL"}
+
+
+def last_request(mocker: Mocker) -> Any:
+    """Return the last request the mock saw (failing the test if there was none)."""
+    assert mocker.last_request is not None
+    return mocker.last_request
+
+
+@pytest.fixture
+def client() -> Iterator[EngageSparkClient]:
+    with EngageSparkClient(KEY, BASE) as api:
+        yield api
+
+
+# --- the exact request ---------------------------------------------------------------
+
+
+def test_new_contacts_are_posted_as_a_list_with_token_and_json_headers(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    client.post_subscription(1234, [JUAN, JANE], reuse=False)
+    [request] = requests_mock.request_history
+    assert request.method == "POST"
+    assert request.url == SUBSCRIBE
+    assert request.qs == {}
+    assert request.headers["Authorization"] == f"Token {KEY}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"].startswith("bulkimport/")
+    assert request.json() == [JUAN, JANE]
+
+
+def test_one_new_contact_is_still_a_list(client: EngageSparkClient, requests_mock: Mocker) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    client.post_subscription(1234, [{"fullPhoneNumber": "639171234567"}], reuse=False)
+    assert last_request(requests_mock).json() == [{"fullPhoneNumber": "639171234567"}]
+
+
+def test_existing_contacts_are_posted_under_contacts(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    client.post_subscription(1234, [{"id": 17569341}, {"id": 17569342}], reuse=False)
+    assert last_request(requests_mock).json() == {"contacts": [{"id": 17569341}, {"id": 17569342}]}
+
+
+def test_reuse_asks_for_the_newest_existing_contact(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    client.post_subscription(1234, [JUAN], reuse=True)
+    request = last_request(requests_mock)
+    assert request.url == f"{SUBSCRIBE}?try_using_existing=newest"
+    assert request.qs == {"try_using_existing": ["newest"]}
+
+
+def test_mixing_existing_and_new_contacts_is_refused_before_sending(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    with pytest.raises(ValueError, match="existing and new"):
+        client.post_subscription(1234, [{"id": 1}, JUAN], reuse=False)
+    assert requests_mock.call_count == 0
+
+
+def test_base_url_trailing_slash_is_tolerated(requests_mock: Mocker) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    with EngageSparkClient(KEY, BASE + "/") as api:
+        api.post_subscription(1234, [JUAN], reuse=False)
+    assert last_request(requests_mock).url == SUBSCRIBE
+
+
+@pytest.mark.parametrize("url", ["start.engagespark.com/api/v1", "ftp://x/api", "https://"])
+def test_a_base_url_that_is_not_http_is_an_input_error(url: str) -> None:
+    with pytest.raises(InputError, match="not an http"):
+        EngageSparkClient(KEY, url)
+
+
+def test_an_empty_key_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="ENGAGESPARK_API_KEY"):
+        EngageSparkClient("  ")
+
+
+# --- classification of answers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (201, {"data": [contact(1, "639438249629")]}, AttemptKind.CREATED),
+        (200, {"data": [contact(1, "639438249629")]}, AttemptKind.CREATED),
+        (201, {"ok": True}, AttemptKind.MAYBE_PROCESSED),
+        (200, {"data": "none"}, AttemptKind.MAYBE_PROCESSED),
+        (204, None, AttemptKind.MAYBE_PROCESSED),
+        (429, None, AttemptKind.NOT_PROCESSED),
+        (503, None, AttemptKind.NOT_PROCESSED),
+        (500, None, AttemptKind.MAYBE_PROCESSED),
+        (502, None, AttemptKind.MAYBE_PROCESSED),
+        (504, None, AttemptKind.MAYBE_PROCESSED),
+        (507, None, AttemptKind.MAYBE_PROCESSED),
+        (400, {"error": "bad"}, AttemptKind.REJECTED),
+        (422, {"error": "bad"}, AttemptKind.REJECTED),
+        (409, {"error": "bad"}, AttemptKind.REJECTED),
+        (413, None, AttemptKind.REJECTED),
+        (401, {"error": "Invalid Token"}, AttemptKind.REFUSED),
+        (402, {"error": "insufficient funds"}, AttemptKind.REFUSED),
+        (403, {"error": "forbidden"}, AttemptKind.REFUSED),
+        (404, {"error": "Not found"}, AttemptKind.REFUSED),
+        (301, None, AttemptKind.REFUSED),
+    ],
+)
+def test_each_status_lands_in_its_class(
+    client: EngageSparkClient,
+    requests_mock: Mocker,
+    status: int,
+    body: Any,
+    kind: AttemptKind,
+) -> None:
+    if body is None:
+        requests_mock.post(SUBSCRIBE, status_code=status, text="")
+    else:
+        requests_mock.post(SUBSCRIBE, status_code=status, json=body)
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is kind
+    assert result.status_code == status
+    assert result.started_at == pytest.approx(time.time(), abs=5)
+    assert result.duration >= 0
+
+
+def test_created_carries_the_contacts_of_data(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    data = [contact(7, "639171234567"), contact(8, "639438249629")]
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": data})
+    result = client.post_subscription(1234, [JUAN, JANE], reuse=False)
+    assert result.data == data
+    assert result.message == ""
+
+
+def test_a_rejection_keeps_the_servers_message_and_index(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    body = {"error": "Invalid phone number", "errorCode": "invalid_phone", "context": {"index": 3}}
+    requests_mock.post(SUBSCRIBE, status_code=400, json=body)
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.REJECTED
+    assert result.message == "Invalid phone number (invalid_phone)"
+    assert result.bad_index == 3
+
+
+@pytest.mark.parametrize("context", [{}, {"index": "3"}, {"index": True}, "3", None])
+def test_a_rejection_without_an_integer_index_has_none(
+    client: EngageSparkClient, requests_mock: Mocker, context: Any
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=400, json={"error": "bad", "context": context})
+    assert client.post_subscription(1234, [JUAN], reuse=False).bad_index is None
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            401,
+            "The API key was refused (the server said: Invalid Token): check ENGAGESPARK_API_KEY",
+        ),
+        (402, "top up your engageSPARK balance, then run `bulkimport retry`."),
+        (403, "organization"),
+        (404, "Engagement 1234 was not found (the server said: Not found): check the id"),
+    ],
+)
+def test_a_refusal_says_what_to_do(
+    client: EngageSparkClient, requests_mock: Mocker, status: int, expected: str
+) -> None:
+    errors = {401: "Invalid Token", 402: "insufficient funds", 403: "no", 404: "Not found"}
+    requests_mock.post(SUBSCRIBE, status_code=status, json={"error": errors[status]})
+    message = client.post_subscription(1234, [JUAN], reuse=False).message
+    assert expected in message
+    assert message.endswith(".")
+
+
+def test_a_non_json_body_does_not_raise_and_keeps_200_chars(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    page = "<html>" + "Internal Server Error " * 40 + "</html>"
+    requests_mock.post(SUBSCRIBE, status_code=500, text=page, headers={"Content-Type": "text/html"})
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.MAYBE_PROCESSED
+    assert result.message == page[:200]
+
+
+def test_a_jsonl_content_type_is_parsed_as_json(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(
+        SUBSCRIBE,
+        status_code=201,
+        text='{"data": [{"id": 5, "fullPhoneNumber": "639438249629"}]}',
+        headers={"Content-Type": "application/jsonl"},
+    )
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.CREATED
+    assert result.data == [{"id": 5, "fullPhoneNumber": "639438249629"}]
+
+
+def test_a_2xx_that_is_not_json_is_maybe_processed(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, text="Created")
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.MAYBE_PROCESSED
+    assert "no contact list" in result.message
+
+
+# --- Retry-After ---------------------------------------------------------------------
+
+
+def http_date(offset: float) -> str:
+    return email.utils.formatdate(time.time() + offset, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), (" 0 ", 0.0), ("120", 120.0), ("soon", None), ("-3", None), ("1.5", None)],
+)
+def test_retry_after_in_seconds(header: str, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    seconds = parse_retry_after(http_date(60))
+    assert seconds is not None
+    assert 55 <= seconds <= 61
+
+
+def test_retry_after_in_the_past_is_zero() -> None:
+    assert parse_retry_after(http_date(-3600)) == 0.0
+
+
+def test_retry_after_is_read_from_the_answer(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(
+        SUBSCRIBE,
+        [
+            {"status_code": 429, "headers": {"Retry-After": "12"}},
+            {"status_code": 503, "headers": {"Retry-After": http_date(30)}},
+            {"status_code": 503},
+        ],
+    )
+    first, second, third = (client.post_subscription(1234, [JUAN], reuse=False) for _ in "abc")
+    assert first.retry_after == 12.0
+    assert second.retry_after is not None
+    assert 25 <= second.retry_after <= 31
+    assert third.retry_after is None
+
+
+# --- transport errors as requests raises them ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (requests.ConnectTimeout, AttemptKind.NOT_PROCESSED),
+        (requests.ReadTimeout, AttemptKind.MAYBE_PROCESSED),
+        (requests.exceptions.ChunkedEncodingError, AttemptKind.MAYBE_PROCESSED),
+        (requests.ConnectionError, AttemptKind.MAYBE_PROCESSED),
+    ],
+)
+def test_transport_errors_are_classified(
+    client: EngageSparkClient,
+    requests_mock: Mocker,
+    error: type[Exception],
+    kind: AttemptKind,
+) -> None:
+    requests_mock.post(SUBSCRIBE, exc=error)
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is kind
+    assert result.status_code is None
+    assert result.message.startswith(error.__name__)
+
+
+# --- the key stays secret ------------------------------------------------------------
+
+
+def test_the_key_is_not_in_the_repr(client: EngageSparkClient) -> None:
+    assert KEY not in repr(client)
+    assert BASE in repr(client)
+
+
+def test_a_key_echoed_by_the_server_is_redacted(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=401, json={"error": f"Invalid Token {KEY}"})
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert KEY not in result.message
+    assert "Invalid Token ***" in result.message
+
+
+def test_the_key_is_not_logged_or_raised(
+    client: EngageSparkClient,
+    requests_mock: Mocker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": [contact(1, "639438249629")]})
+    requests_mock.get(f"{BASE}/customfields", status_code=401, json={"error": "Invalid Token"})
+    client.post_subscription(1234, [JUAN], reuse=False)
+    with pytest.raises(ApiRefused) as refused:
+        client.custom_fields()
+    assert caplog.records, "the client logs its attempts"
+    assert KEY not in caplog.text
+    assert KEY not in str(refused.value)
+    assert KEY not in repr(refused.value)
+    assert "639438249629" not in caplog.text
+
+
+# --- custom fields -------------------------------------------------------------------
+
+FIELDS = {
+    "data": [
+        {"organizationId": 1, "fieldType": "text", "id": 11, "name": "Branch"},
+        {"organizationId": 1, "fieldType": "text", "id": 12, "name": "Applicant ID"},
+    ]
+}
+
+
+def test_custom_fields_are_listed(client: EngageSparkClient, requests_mock: Mocker) -> None:
+    requests_mock.get(f"{BASE}/customfields", json=FIELDS)
+    fields = client.custom_fields()
+    assert [(item.id, item.name) for item in fields] == [(11, "Branch"), (12, "Applicant ID")]
+    assert last_request(requests_mock).headers["Authorization"] == f"Token {KEY}"
+
+
+def test_a_custom_field_resolves_by_name_ignoring_case_and_is_fetched_once(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customfields", json=FIELDS)
+    assert client.resolve_custom_field("applicant id") == 12
+    assert client.resolve_custom_field(" BRANCH ") == 11
+    assert requests_mock.call_count == 1
+
+
+def test_an_unknown_custom_field_lists_the_known_ones(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customfields", json=FIELDS)
+    with pytest.raises(InputError, match=r"'Region'.*Applicant ID, Branch"):
+        client.resolve_custom_field("Region")
+
+
+def test_custom_fields_that_differ_only_in_case_need_the_exact_name(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    fields = [{"id": 1, "name": "Branch"}, {"id": 2, "name": "BRANCH"}]
+    requests_mock.get(f"{BASE}/customfields", json={"data": fields})
+    assert client.resolve_custom_field("BRANCH") == 2
+    with pytest.raises(InputError, match="exact name"):
+        client.resolve_custom_field("branch")
+
+
+def test_custom_fields_refused_raise_api_refused(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customfields", status_code=403, json={"error": "forbidden"})
+    with pytest.raises(ApiRefused) as refused:
+        client.custom_fields()
+    assert refused.value.status == 403
+
+
+def test_custom_fields_unavailable_raise_api_unavailable(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customfields", status_code=502, text="Bad Gateway")
+    with pytest.raises(ApiUnavailable, match="try again later"):
+        client.custom_fields()
+
+
+# --- real sockets: what requests and urllib3 raise -----------------------------------
+
+
+@contextmanager
+def raw_server(behaviour: Callable[[socket.socket], None], backlog: int = 8) -> Iterator[int]:
+    """Serve one connection on 127.0.0.1 with ``behaviour`` and yield the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            behaviour(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(timeout=2)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Return one whole HTTP request (head and body), or b"" when the client closed."""
+    conn.settimeout(2)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def close_after_request(conn: socket.socket) -> None:
+    read_request(conn)
+
+
+def reset_after_request(conn: socket.socket) -> None:
+    read_request(conn)
+    time.sleep(0.05)  # let the client start reading, so the reset hits its recv
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def stall_after_request(conn: socket.socket) -> None:
+    read_request(conn)
+    conn.settimeout(2)
+    try:
+        conn.recv(1)  # returns when the client gives up and closes
+    except OSError:
+        return
+
+
+def cut_body_short(conn: socket.socket) -> None:
+    read_request(conn)
+    conn.sendall(b'HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{"data": [')
+
+
+SOCKET_CASES = [
+    (close_after_request, AttemptKind.MAYBE_PROCESSED, "closed connection"),
+    (reset_after_request, AttemptKind.MAYBE_PROCESSED, "reset"),
+    (stall_after_request, AttemptKind.MAYBE_PROCESSED, "ReadTimeout"),
+    (cut_body_short, AttemptKind.MAYBE_PROCESSED, "ChunkedEncodingError"),
+]
+
+
+@pytest.mark.parametrize(("behaviour", "kind", "hint"), SOCKET_CASES)
+def test_a_request_that_left_is_maybe_processed(
+    behaviour: Callable[[socket.socket], None],
+    kind: AttemptKind,
+    hint: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with raw_server(behaviour) as port:
+        url = f"http://127.0.0.1:{port}/api/v1"
+        with EngageSparkClient(KEY, url, Timeouts(connect=1, read=0.3)) as api:
+            result = api.post_subscription(1234, [JUAN], reuse=False)
+        assert result.kind is kind
+        assert hint.lower() in result.message.lower()
+    assert KEY not in caplog.text
+    assert "urllib3" in {record.name.split(".")[0] for record in caplog.records}
+
+
+def test_a_port_nobody_listens_on_is_not_processed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with EngageSparkClient(KEY, f"http://127.0.0.1:{port}/api/v1") as api:
+        result = api.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.NOT_PROCESSED
+    assert "refused" in result.message.lower()
+    assert KEY not in caplog.text
+
+
+def test_a_connect_timeout_is_not_processed() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    # Fill the accept queue: the kernel then drops new SYNs and connect() times out.
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        time.sleep(0.05)
+        with EngageSparkClient(KEY, f"http://127.0.0.1:{port}/api/v1", Timeouts(0.2, 1)) as api:
+            result = api.post_subscription(1234, [JUAN], reuse=False)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert result.kind is AttemptKind.NOT_PROCESSED
+    assert result.message.startswith("ConnectTimeout")
+
+
+@contextmanager
+def keep_alive_server() -> Iterator[tuple[int, list[int]]]:
+    """Serve 201s over keep-alive connections; yield the port and connection ids."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    connections: list[int] = []
+    body = b'{"data": []}'
+    reply = b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def handle(conn: socket.socket, number: int) -> None:
+        with conn:
+            while read_request(conn):
+                connections.append(number)
+                conn.sendall(reply)
+
+    def accept() -> None:
+        number = 0
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn, number), daemon=True).start()
+            number += 1
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], connections
+    finally:
+        listener.close()
+
+
+def test_one_thread_reuses_its_connection_and_threads_get_their_own() -> None:
+    with keep_alive_server() as (port, connections):
+        api = EngageSparkClient(KEY, f"http://127.0.0.1:{port}/api/v1", Timeouts(1, 1))
+        for _ in range(2):
+            assert api.post_subscription(1, [JUAN], reuse=False).kind is AttemptKind.CREATED
+        worker = threading.Thread(
+            target=api.post_subscription, args=(1, [JUAN]), kwargs={"reuse": False}
+        )
+        worker.start()
+        worker.join()
+        api.close()
+        assert api.post_subscription(1, [JUAN], reuse=False).kind is AttemptKind.CREATED
+        api.close()
+        assert connections == [0, 0, 1, 2]
+
+
+def test_default_api_url_is_the_documented_one() -> None:
+    assert DEFAULT_API_URL == "https://start.engagespark.com/api/v1"
+    assert "start.engagespark.com" in repr(EngageSparkClient(KEY))
