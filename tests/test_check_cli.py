@@ -1,0 +1,146 @@
+"""`bulkimport check` end to end through click: output, exit codes, reports, bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from bulkimport.cli import main
+from tests.conftest import DATA, write_csv
+
+
+def check(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["check", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    return write_csv(
+        tmp_path / "mixed.csv",
+        "First Name,Last Name,Mobile No.,Position",
+        "Juan,Dela Cruz,0917 123 4567,Driver",
+        "Maria,Santos,+63 918 765 4321,Clerk",
+        "Pedro,Reyes,,Cook",
+        'Ana,Lim,=HYPERLINK("x"),Cook',
+        "Jose,Rizal,09171234567,Writer",
+        "Lea,Go,6.39171E+11,Nurse",
+    )
+
+
+def test_summary_counts_codes_and_first_problems_with_row_numbers(mixed: Path) -> None:
+    code, output = check(str(mixed), "--country", "PH")
+    assert code == 1
+    assert (
+        "columns used: First Name → firstName, Last Name → lastName, Mobile No. → fullPhoneNumber"
+        in output
+    )
+    assert "columns not used: Position" in output
+    assert "Rows read 6 · valid 2 · invalid 3 · duplicate 1" in output
+    assert "mixed.csv row 4:" in output
+    assert "mixed.csv row 6: same number as row 2" in output
+    assert "phone_scientific_notation" in output
+
+
+def test_all_valid_exits_0(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "ok.csv", "Phone", "+63 917 123 4567", "+1 415 555 2671")
+    code, output = check(str(path))
+    assert code == 0, output
+    assert "valid 2 · invalid 0 · duplicate 0" in output
+
+
+def test_json_summary(mixed: Path) -> None:
+    code, output = check(str(mixed), "--country", "PH", "--json")
+    summary = json.loads(output)
+    assert code == 1
+    assert (summary["rows"], summary["valid"], summary["invalid"], summary["duplicate"]) == (
+        6,
+        2,
+        3,
+        1,
+    )
+    assert summary["problems"]["phone_missing"] == 1
+    assert summary["sources"][0]["ignored"] == ["Position"]
+
+
+def test_csv_report_has_one_formula_safe_line_per_row(mixed: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    check(str(mixed), "--country", "PH", "--report", str(report))
+    with report.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [
+        "source", "sheet", "row", "status", "phone", "reason",
+        "First Name", "Last Name", "Mobile No.", "Position",
+    ]  # fmt: skip
+    assert rows[1][:6] == [str(mixed), "", "2", "valid", "639171234567", ""]
+    assert rows[4][3] == "invalid"
+    assert rows[4][8] == '\'=HYPERLINK("x")'
+    assert rows[3][8] == "" and rows[3][3] == "invalid"
+    assert [r[2] for r in rows[1:]] == ["2", "3", "4", "5", "6", "7"]
+
+
+def test_xlsx_report_highlights_problems_and_holds_no_formula(mixed: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.xlsx"
+    check(str(mixed), "--country", "PH", "--report", str(report))
+    sheet = openpyxl.load_workbook(report)["Rows"]
+    statuses = [row[3].value for row in sheet.iter_rows(min_row=2)]
+    assert statuses == ["valid", "valid", "invalid", "invalid", "duplicate", "invalid"]
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    fills = {row[3].value: row[3].fill.fgColor.rgb for row in sheet.iter_rows(min_row=2)}
+    assert fills["invalid"] != fills["valid"]
+
+
+def test_numeric_excel_phone_cells_keep_all_digits() -> None:
+    code, output = check(str(DATA / "numeric_phones.xlsx"), "--country", "PH", "--json")
+    summary = json.loads(output)
+    assert summary["invalid"] == 0, output
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.csv", "does not exist"),
+        ("empty.csv", "empty"),
+        ("header_only.csv", "no data rows"),
+        ("junk.csv", "not"),
+        ("not_a_zip.xlsx", "not"),
+        ("truncated.xlsx", "xlsx"),
+        ("encrypted.xlsx", "password"),
+        ("zip_bomb.xlsx", "zip bomb"),
+    ],
+)
+def test_bad_files_get_one_line_and_exit_2(name: str, message: str) -> None:
+    code, output = check(str(DATA / name))
+    assert code == 2, output
+    assert output.startswith("Error: ")
+    assert message.lower() in output.lower()
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_a_folder_and_an_unknown_extension_are_refused(tmp_path: Path) -> None:
+    code, output = check(str(tmp_path))
+    assert code == 2 and "folder" in output.lower()
+    notes = tmp_path / "notes.pdf"
+    notes.write_bytes(b"%PDF-1.4")
+    code, output = check(str(notes))
+    assert code == 2 and ".csv" in output
+
+
+def test_no_phone_column_exits_2_with_the_headers_and_the_map_to_use(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "names.csv", "Name,Notes", "Ana,hi")
+    code, output = check(str(path))
+    assert code == 2
+    assert "'Name', 'Notes'" in output and "--map" in output
+
+
+def test_unknown_country_is_a_usage_error(mixed: Path) -> None:
+    code, output = check(str(mixed), "--country", "XX")
+    assert code == 2
+    assert "XX" in output
