@@ -49,7 +49,7 @@ def test_a_bare_id_in_an_hr_tracker_is_not_taken_for_a_contact_id() -> None:
 
 
 def test_two_phone_columns_of_one_tier_are_a_conflict_naming_both() -> None:
-    with pytest.raises(InputError, match="'Phone' and 'Mobile'.*--map"):
+    with pytest.raises(InputError, match=r"'Phone' and 'Mobile'.*--map"):
         map_columns(["Phone", "Mobile"])
 
 
@@ -100,7 +100,7 @@ def test_bad_map_options_say_what_to_write(option: str, message: str) -> None:
 
 
 def test_map_naming_a_missing_header_lists_the_real_ones() -> None:
-    with pytest.raises(InputError, match="'Mobile No.' that is not in the header"):
+    with pytest.raises(InputError, match=r"'Mobile No\.' that is not in the header"):
         map_columns(["Phone"], [parse_map("Mobile No.=phone")])
 
 

@@ -89,7 +89,7 @@ def test_settling_a_row_that_was_not_sending_raises_and_changes_nothing(tmp_path
 
 
 def test_rows_left_sending_by_a_crash_become_unknown_with_reuse(tmp_path: Path) -> None:
-    ledger, run, _ = new_ledger(tmp_path)
+    ledger, _, _ = new_ledger(tmp_path)
     (row,) = ledger.queued_rows(engagement_id=1234)
     ledger.mark_sending([row.id])
     ledger.close()
@@ -110,7 +110,7 @@ def test_recording_the_same_rows_twice_keeps_their_state(tmp_path: Path) -> None
 
 
 def test_already_handled_names_where_a_number_was_subscribed(tmp_path: Path) -> None:
-    ledger, run, source = new_ledger(tmp_path)
+    ledger, run, _ = new_ledger(tmp_path)
     (row,) = ledger.queued_rows(engagement_id=1234)
     ledger.mark_sending([row.id])
     ledger.settle([Settlement(row.id, S.SUBSCRIBED, 42, "")], [], run)
