@@ -98,7 +98,11 @@ def check_files(
                 report,
                 [*REPORT_COLUMNS, *originals.names],
                 (_report_line(checked, originals) for checked in rows),
-                summary=[("rows", tally.rows), *((v.value, tally.verdicts[v]) for v in Verdict)],
+                # Called after the last row, when the tally is complete.
+                summary=lambda: [
+                    ("rows", tally.rows),
+                    *((v.value, tally.verdicts[v]) for v in Verdict),
+                ],
             )
         return CheckSummary([SourceSummary.of(s) for s in sources], tally, report)
 

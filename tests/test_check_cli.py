@@ -149,3 +149,11 @@ def test_unknown_country_is_a_usage_error(mixed: Path) -> None:
     code, output = check(str(mixed), "--country", "XX")
     assert code == 2
     assert "XX" in output
+
+
+def test_xlsx_report_summary_sheet_has_the_final_counts(mixed: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.xlsx"
+    check(str(mixed), "--country", "PH", "--report", str(report))
+    summary = openpyxl.load_workbook(report)["Summary"]
+    pairs = {row[0].value: row[1].value for row in summary.iter_rows()}
+    assert (pairs["rows"], pairs["valid"], pairs["invalid"], pairs["duplicate"]) == (6, 2, 3, 1)

@@ -1,0 +1,349 @@
+"""Results files: the check report and the import results as CSV or XLSX.
+
+Rows are streamed (a million rows keep memory flat), every text cell is made
+formula-safe, and the file appears atomically with mode 0600 because it holds
+personal data.
+
+openpyxl parses XML through defusedxml whenever defusedxml is installed
+(``openpyxl.DEFUSEDXML`` is then true); it is a dependency of this package, so
+workbooks opened anywhere in bulkimport are read with the hardened parser.
+This module itself only writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.styles import Font, NamedStyle, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from bulkimport.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+# OWASP "CSV injection": a spreadsheet treats a cell starting with one of
+# these as a formula (or, for TAB and CR, strips them and then does).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+ROWS_SHEET = "Rows"
+SUMMARY_SHEET = "Summary"
+
+# Excel's own "Good", "Neutral" and "Bad" cell-style colours, plus a grey for
+# rows that were deliberately left alone.
+GREEN = "C6EFCE"
+AMBER = "FFEB9C"
+RED = "FFC7CE"
+GREY = "EDEDED"
+
+STATUS_COLOURS: dict[str, str] = {
+    "subscribed": GREEN,
+    "skipped": GREY,
+    "invalid": RED,
+    "failed": RED,
+    "duplicate": AMBER,
+    "unknown": AMBER,
+    "pending": AMBER,
+    "sending": AMBER,
+}
+"""Fill colour of a row by its status; ``valid`` and anything unlisted stay unfilled."""
+
+HEADER_STYLE = "Header"
+NUMBER_STYLE = "Whole number"
+WHOLE_NUMBER = "0"
+
+EXCEL_MAX_CELL_CHARS = 32_767
+WIDTH_SAMPLE_ROWS = 100  # rows looked at to size columns before streaming the rest
+MIN_WIDTH = 8
+MAX_WIDTH = 50
+
+Row = Sequence[object]
+SummaryPairs = Sequence[tuple[str, object]]
+# A callable summary is called after the last row, when totals counted while streaming are final.
+Summary = SummaryPairs | Callable[[], SummaryPairs]
+TableWriter = Callable[[IO[bytes], Sequence[str], Iterable[Row], str, Summary], int]
+
+
+def formula_safe(value: object) -> object:
+    """Return ``value`` with a ``'`` in front when a spreadsheet would run it as a formula.
+
+    Only text can be a formula; numbers and ``None`` come back unchanged.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def write_table(
+    path: Path,
+    columns: Sequence[str],
+    rows: Iterable[Row],
+    *,
+    status_column: str = "status",
+    summary: Summary = (),
+) -> int:
+    """Write ``columns`` and ``rows`` to ``path`` (.csv or .xlsx) and return how many rows.
+
+    ``rows`` is consumed once, lazily. The XLSX file colours each row by the
+    value of ``status_column`` and has a second sheet with the ``summary``
+    (label, value) pairs; pass a callable to have them read after the last
+    row, so counts taken while the rows stream are complete. A CSV holds one
+    table, so it carries the rows only.
+    """
+    writer = _writer_for(path)
+    source = _RowSource(rows)
+    count = _write_atomically(
+        path, source, lambda stream: writer(stream, columns, source, status_column, summary)
+    )
+    logger.info("wrote %d rows to %s", count, path)
+    return count
+
+
+def _writer_for(path: Path) -> TableWriter:
+    """Return the writer for the file type the suffix names."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _write_csv
+    if suffix == ".xlsx":
+        return _write_xlsx
+    raise InputError(f"Cannot write results to {path.name}: use a .csv or .xlsx name.")
+
+
+class _RowSource(Iterator[Row]):
+    """The caller's rows, remembering an error they raise so it is not blamed on the file."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self._rows = iter(rows)
+        self.error: BaseException | None = None
+
+    def __next__(self) -> Row:
+        try:
+            return next(self._rows)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _write_atomically(path: Path, source: _RowSource, write: Callable[[IO[bytes]], int]) -> int:
+    """Run ``write`` on a private temporary file beside ``path``, then move it onto ``path``.
+
+    ``tempfile.mkstemp`` creates the file with ``os.open(..., 0o600)``, so
+    personal data is never readable by others, and ``os.replace`` makes a
+    crash leave either the old file or the complete new one. An ``OSError``
+    from ``source`` (a spreadsheet that cannot be read) passes through as it is.
+    """
+    directory = path.parent
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _input_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            count = write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except OSError as exc:
+        _remove_quietly(temp_name)
+        if exc is source.error:
+            raise
+        raise _input_error(path, exc) from exc
+    except BaseException:
+        _remove_quietly(temp_name)
+        raise
+    return count
+
+
+def _remove_quietly(name: str) -> None:
+    """Delete a leftover temporary file; a file already gone is fine."""
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
+
+def _input_error(path: Path, exc: OSError) -> InputError:
+    """Return the one-sentence error for a results file that cannot be written."""
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return InputError(
+            f"The folder {path.parent} does not exist: create it or choose another results path."
+        )
+    if isinstance(exc, PermissionError):
+        return InputError(
+            f"Cannot write {path}: permission denied, choose a folder you can write to."
+        )
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{path} is a folder: give a file name ending in .csv or .xlsx.")
+    reason = exc.strerror or type(exc).__name__
+    return InputError(f"Cannot write {path} ({reason}): free some space or choose another path.")
+
+
+def _write_csv(
+    stream: IO[bytes],
+    columns: Sequence[str],
+    rows: Iterable[Row],
+    status_column: str,
+    summary: Summary,
+) -> int:
+    """Write a UTF-8 CSV with a BOM (so Excel detects the encoding) and return the row count."""
+    del status_column, summary  # a CSV has no colours and no second sheet
+    with _text(stream) as text:
+        writer = csv.writer(text)
+        writer.writerow([formula_safe(name) for name in columns])
+        count = 0
+        for row in rows:
+            writer.writerow([formula_safe(value) for value in row])
+            count += 1
+    return count
+
+
+@contextlib.contextmanager
+def _text(stream: IO[bytes]) -> Iterator[IO[str]]:
+    """Yield a UTF-8-with-BOM text view of ``stream`` that leaves ``stream`` open."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
+
+
+def _write_xlsx(
+    stream: IO[bytes],
+    columns: Sequence[str],
+    rows: Iterable[Row],
+    status_column: str,
+    summary: Summary,
+) -> int:
+    """Write a streamed workbook with a "Rows" and a "Summary" sheet and return the row count."""
+    workbook = Workbook(write_only=True)
+    _register_styles(workbook)
+    sheet = workbook.create_sheet(ROWS_SHEET)
+    row_iter = iter(rows)
+    sample = list(itertools.islice(row_iter, WIDTH_SAMPLE_ROWS))
+    _size_columns(sheet, columns, sample)
+    sheet.freeze_panes = "A2"
+
+    sheet.append([_text_cell(sheet, name, HEADER_STYLE) for name in columns])
+    status_index = columns.index(status_column) if status_column in columns else None
+    count = 0
+    for row in itertools.chain(sample, row_iter):
+        status = _status_of(row, status_index)
+        sheet.append([_cell(sheet, value, status) for value in _padded(row, len(columns))])
+        count += 1
+    last_column = get_column_letter(max(len(columns), 1))
+    sheet.auto_filter.ref = f"A1:{last_column}{count + 1}"
+
+    pairs = summary() if callable(summary) else summary
+    _write_summary(workbook.create_sheet(SUMMARY_SHEET), pairs)
+    workbook.save(stream)
+    return count
+
+
+def _register_styles(workbook: Workbook) -> None:
+    """Add the header, number and per-status row styles to ``workbook``.
+
+    Cells then name a style instead of carrying a fill: openpyxl hashes a
+    fill for every cell it is set on, which makes big files markedly slower.
+    """
+    workbook.add_named_style(NamedStyle(HEADER_STYLE, font=Font(bold=True)))
+    workbook.add_named_style(NamedStyle(NUMBER_STYLE, number_format=WHOLE_NUMBER))
+    for status, rgb in STATUS_COLOURS.items():
+        fill = PatternFill("solid", fgColor=rgb)
+        workbook.add_named_style(NamedStyle(_row_style(status, numeric=False), fill=fill))
+        workbook.add_named_style(
+            NamedStyle(_row_style(status, numeric=True), fill=fill, number_format=WHOLE_NUMBER)
+        )
+
+
+def _row_style(status: str, *, numeric: bool) -> str:
+    """Return the name of the style for a cell in a row of this status."""
+    return f"Row {status} number" if numeric else f"Row {status}"
+
+
+def _size_columns(sheet: WriteOnlyWorksheet, columns: Sequence[str], sample: Sequence[Row]) -> None:
+    """Set each column's width from its header and the first rows (widths must precede rows)."""
+    for index, name in enumerate(columns):
+        longest = max(
+            (_display_length(row[index]) for row in sample if index < len(row)), default=0
+        )
+        width = min(max(len(name) + 4, longest + 2, MIN_WIDTH), MAX_WIDTH)
+        _set_width(sheet, index + 1, width)
+
+
+def _set_width(sheet: WriteOnlyWorksheet, column: int, width: int) -> None:
+    """Set the width of a column (1-based) of a streamed sheet; call it before any row."""
+    # The class borrows column_dimensions from Worksheet; the stubs leave it out.
+    dimensions = sheet.column_dimensions  # type: ignore[attr-defined]
+    dimensions[get_column_letter(column)].width = width
+
+
+def _display_length(value: object) -> int:
+    """Return how many characters ``value`` shows as in a cell."""
+    return 0 if value is None else len(str(value))
+
+
+def _padded(row: Row, width: int) -> Iterator[object]:
+    """Yield the row's values, then ``None`` up to ``width`` so the colour spans the row."""
+    yield from row
+    yield from itertools.repeat(None, width - len(row))
+
+
+def _status_of(row: Row, status_index: int | None) -> str | None:
+    """Return the row's status when it is one that colours the row, else ``None``."""
+    if status_index is None or status_index >= len(row) or row[status_index] is None:
+        return None
+    status = str(row[status_index]).strip().lower()
+    return status if status in STATUS_COLOURS else None
+
+
+def _cell(sheet: WriteOnlyWorksheet, value: object, status: str | None) -> Cell:
+    """Return one cell of a row: numbers stay numbers, everything else is safe text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        cell = WriteOnlyCell(sheet, value)
+        if isinstance(value, int):
+            # Phone numbers and contact ids would otherwise show as 6.39172E+11.
+            cell.style = NUMBER_STYLE if status is None else _row_style(status, numeric=True)
+        elif status is not None:
+            cell.style = _row_style(status, numeric=False)
+        return cell
+    if value is None:
+        cell = WriteOnlyCell(sheet, None)
+        if status is not None:
+            cell.style = _row_style(status, numeric=False)
+        return cell
+    return _text_cell(sheet, value, None if status is None else _row_style(status, numeric=False))
+
+
+def _text_cell(sheet: WriteOnlyWorksheet, value: object, style: str | None) -> Cell:
+    """Return a cell that Excel stores and shows as text, never as a formula or error code."""
+    text = str(formula_safe(str(value)))
+    text = ILLEGAL_CHARACTERS_RE.sub("", text)[:EXCEL_MAX_CELL_CHARS]
+    cell = WriteOnlyCell(sheet, text)
+    # openpyxl marks text starting with "=" as a formula and "#N/A" as an error.
+    cell.data_type = "s"
+    if style is not None:
+        cell.style = style
+    return cell
+
+
+def _write_summary(sheet: WriteOnlyWorksheet, summary: SummaryPairs) -> None:
+    """Write the summary as label/value pairs, labels in bold."""
+    longest_label = max((len(label) for label, _ in summary), default=0)
+    longest_value = max((_display_length(value) for _, value in summary), default=0)
+    _set_width(sheet, 1, min(max(longest_label + 4, MIN_WIDTH), MAX_WIDTH))
+    _set_width(sheet, 2, min(max(longest_value + 4, MIN_WIDTH), MAX_WIDTH))
+    for label, value in summary:
+        sheet.append([_text_cell(sheet, label, HEADER_STYLE), _cell(sheet, value, None)])
