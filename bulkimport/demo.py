@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
+
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 
 SAMPLE = Path("sample_data/applicants.xlsx")
@@ -25,6 +27,20 @@ def _bulkimport(*args: str, env: dict[str, str]) -> int:
     print(f"\n$ bulkimport {shlex.join(args)}", flush=True)
     command = [sys.executable, "-m", "bulkimport", *args]
     return subprocess.call(command, env=env)  # noqa: S603 - our own CLI, fixed arguments
+
+
+def _preview(path: Path) -> None:
+    """Print a few rows of the results file of each kind: what a user finds in it."""
+    if not path.exists():
+        return
+    sheet = openpyxl.load_workbook(path, read_only=True)["Rows"]
+    shown: dict[str, int] = {}
+    print(f"\nA few rows of {path}:")
+    for line in sheet.iter_rows(max_col=7, values_only=True):
+        _, _, row, status, contact_id, phone, reason = (str(v or "") for v in line)
+        if shown.get(status, 0) < (1 if status == "status" else 2):
+            shown[status] = shown.get(status, 0) + 1
+            print(f"  {row:>4}  {status:<11} {contact_id:<10} {phone:<13} {reason[:70]}")
 
 
 def main() -> int:
@@ -48,6 +64,7 @@ def main() -> int:
         f"\nThe sandbox now holds {state['contacts']} contacts and received "
         f"{state['requests']} subscription requests."
     )
+    _preview(RESULTS)
     print(f"Open {RESULTS} for every row with its status, contact id and reason.")
     print(f"Run `make demo` again: the ledger ({LEDGER}) makes the second import skip everyone.")
     return code
