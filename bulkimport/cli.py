@@ -20,14 +20,23 @@ from bulkimport import __version__
 from bulkimport.api import DEFAULT_API_URL, EngageSparkClient, Timeouts
 from bulkimport.check import CheckSummary, check_files
 from bulkimport.columns import MapOverride, parse_map
+from bulkimport.config import NightlyConfig, check_paths, load_config
 from bulkimport.credentials import API_KEY_ENV, load_api_key
 from bulkimport.errors import BulkImportError, ExitCode, InputError
 from bulkimport.ledger import DEFAULT_LEDGER, Ledger
 from bulkimport.lock import LedgerLock
+from bulkimport.nightly import (
+    FileOutcome,
+    NightPlan,
+    failure_json,
+    night_log,
+    preview_night,
+    run_night,
+)
 from bulkimport.normalize import ContactDefaults
 from bulkimport.phones import PhonePolicy, check_country
 from bulkimport.pipeline import RunSummary, Sender, SendSettings, retry_rows, run_import
-from bulkimport.progress import progress_for
+from bulkimport.progress import LogProgress, progress_for
 from bulkimport.report import STATUS_ORDER, write_results
 from bulkimport.sources import ReadOptions
 from bulkimport.validate import ImportOptions, Verdict
@@ -629,19 +638,6 @@ def sandbox(
 
 
 # --- nightly (begin)
-# This section is appended after the other commands, so its imports stay with it.
-from bulkimport.nightly import (  # noqa: E402
-    FileOutcome,
-    NightlyConfig,
-    NightPlan,
-    check_paths,
-    failure_json,
-    load_config,
-    night_log,
-    preview_night,
-    run_night,
-)
-from bulkimport.progress import LogProgress  # noqa: E402
 
 
 @main.command()

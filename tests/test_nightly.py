@@ -16,20 +16,11 @@ from click.testing import CliRunner, Result
 
 from bulkimport.api import AttemptResult, EngageSparkClient
 from bulkimport.cli import main
+from bulkimport.config import KEYS, ConfigError, NightlyConfig, load_config
 from bulkimport.errors import ExitCode
 from bulkimport.ledger import Ledger
 from bulkimport.lock import LedgerLock
-from bulkimport.nightly import (
-    KEYS,
-    ConfigError,
-    FileOutcome,
-    NightlyConfig,
-    NightSummary,
-    Redact,
-    load_config,
-    run_night,
-    worst,
-)
+from bulkimport.nightly import FileOutcome, NightSummary, Redact, run_night, worst
 from bulkimport.pipeline import Sender
 from bulkimport.retry import RetryPolicy
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox

@@ -1,0 +1,422 @@
+"""The nightly import's TOML config: every `run` setting, validated strictly.
+
+Unknown keys, wrong types and missing required keys are ConfigErrors that
+name the key (and its line), before anything is read or sent.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import json
+import logging
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bulkimport.api import DEFAULT_API_URL
+from bulkimport.columns import MapOverride, parse_map
+from bulkimport.contacts import Field
+from bulkimport.credentials import API_KEY_ENV
+from bulkimport.errors import InputError
+from bulkimport.ledger import DEFAULT_LEDGER
+from bulkimport.normalize import ContactDefaults
+from bulkimport.phones import PhonePolicy, check_country
+from bulkimport.pipeline import SendSettings
+from bulkimport.sources import ReadOptions
+from bulkimport.validate import ImportOptions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SETTLE_SECONDS = 5.0
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ConfigError(InputError):
+    """The nightly config file cannot be used as written (exit code 2)."""
+
+
+class AfterImport(StrEnum):
+    """What happens to an input file once the ledger holds all its rows."""
+
+    LEAVE = "leave"
+    ARCHIVE = "archive"
+
+
+# --- the config file --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One config key: what it must be, in words, and the test for it."""
+
+    must_be: str
+    accepts: Callable[[Any], bool]
+    required: bool = False
+
+
+def _is_int(value: Any, low: int = 1, high: int | None = None) -> bool:
+    # TOML booleans are Python ints; `batch_size = true` must not pass as 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return value >= low and (high is None or value <= high)
+
+
+def _is_number(value: Any, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return low <= value <= high
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_globs(value: Any) -> bool:
+    if isinstance(value, str):
+        return _is_text(value)
+    return isinstance(value, list) and bool(value) and all(_is_text(v) for v in value)
+
+
+def _is_url(value: Any) -> bool:
+    if not _is_text(value):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _is_encoding(value: Any) -> bool:
+    if not _is_text(value):
+        return False
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return False
+    return True
+
+
+def _is_delimiter(value: Any) -> bool:
+    return isinstance(value, str) and (len(value) == 1 or value.lower() in ("tab", "\\t"))
+
+
+KEYS: Mapping[str, _Key] = {
+    "engagement": _Key("the engagement id, a whole number", _is_int, required=True),
+    "inputs": _Key(
+        'a file pattern or a list of them, e.g. ["inbox/*.xlsx"]', _is_globs, required=True
+    ),
+    "api_url": _Key("an http(s) address", _is_url),
+    "api_key_env": _Key(
+        "the name of an environment variable",
+        lambda v: isinstance(v, str) and bool(_ENV_NAME.fullmatch(v)),
+    ),
+    "api_key_file": _Key("a file path in quotes", _is_text),
+    "country": _Key('a two-letter country code in quotes, e.g. "PH"', _is_text),
+    "ledger": _Key("a file path in quotes", _is_text),
+    "sheet": _Key("a sheet name in quotes or a sheet number", lambda v: _is_text(v) or _is_int(v)),
+    "encoding": _Key('an encoding name such as "utf-8" or "cp1252"', _is_encoding),
+    "delimiter": _Key('one character such as ";" or "tab"', _is_delimiter),
+    "map": _Key('a table of "Header" = "field" lines', lambda v: isinstance(v, dict)),
+    "batch_size": _Key("a whole number from 1 to 1000", lambda v: _is_int(v, 1, 1000)),
+    "concurrency": _Key("a whole number from 1 to 32", lambda v: _is_int(v, 1, 32)),
+    "timeout": _Key("a number of seconds from 1 to 600", lambda v: _is_number(v, 1, 600)),
+    "reuse": _Key("true or false", lambda v: isinstance(v, bool)),
+    "groups": _Key(
+        "a list of group ids, e.g. [12, 15]",
+        lambda v: isinstance(v, list) and all(_is_int(g) for g in v),
+    ),
+    "organization": _Key("an organization id, a whole number", _is_int),
+    "allow_possible": _Key("true or false", lambda v: isinstance(v, bool)),
+    "mobile_only": _Key("true or false", lambda v: isinstance(v, bool)),
+    "allow_duplicates": _Key("true or false", lambda v: isinstance(v, bool)),
+    "results_dir": _Key("a folder path in quotes", _is_text),
+    "after": _Key('"leave" or "archive"', lambda v: v in tuple(AfterImport)),
+    "archive_dir": _Key("a folder path in quotes", _is_text),
+    "log_file": _Key("a file path in quotes", _is_text),
+    "settle_seconds": _Key("a number of seconds from 0 to 3600", lambda v: _is_number(v, 0, 3600)),
+}
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    """A validated nightly config; every path is absolute (relative ones start at its folder)."""
+
+    path: Path
+    engagement: int
+    inputs: tuple[str, ...]
+    ledger: Path
+    api_url: str = DEFAULT_API_URL
+    api_key_env: str = API_KEY_ENV
+    api_key_file: Path | None = None
+    country: str | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    maps: tuple[MapOverride, ...] = ()
+    batch_size: int = 100
+    concurrency: int = 2
+    timeout: float = 30.0
+    reuse: bool = True
+    groups: tuple[int, ...] = ()
+    organization: int | None = None
+    allow_possible: bool = False
+    mobile_only: bool = False
+    allow_duplicates: bool = False
+    results_dir: Path | None = None
+    after: AfterImport = AfterImport.LEAVE
+    archive_dir: Path | None = None
+    log_file: Path | None = None
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    text: str = field(default="", repr=False, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        """Return the folder the config file is in (where relative paths start)."""
+        return self.path.parent
+
+    def send_settings(self) -> SendSettings:
+        """Return how to talk to the API, as `run` would from the same options."""
+        return SendSettings(
+            self.engagement,
+            api_url=self.api_url,
+            reuse=self.reuse,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+        )
+
+    def import_options(self) -> ImportOptions:
+        """Return how to read, map and validate the inputs, as `run` would."""
+        return ImportOptions(
+            read=ReadOptions(sheet=self.sheet, encoding=self.encoding, delimiter=self.delimiter),
+            overrides=self.maps,
+            phones=PhonePolicy(
+                country=self.country,
+                allow_possible=self.allow_possible,
+                mobile_only=self.mobile_only,
+            ),
+            allow_duplicates=self.allow_duplicates,
+            defaults=ContactDefaults(groups=self.groups, organization_id=self.organization),
+        )
+
+    def show(self, path: Path) -> str:
+        """Return ``path`` relative to the config's folder when it lies inside it."""
+        try:
+            return str(path.relative_to(self.folder))
+        except ValueError:
+            return str(path)
+
+    def error(self, key: str, problem: str, *, table: str | None = None) -> ConfigError:
+        """Return the error for ``key``, naming the config file and the key's line."""
+        return ConfigError(f"{_where(self.path, self.text, key, table)}: {problem}")
+
+
+def load_config(path: Path) -> NightlyConfig:
+    """Read and validate a nightly config; raise ConfigError naming the first bad key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(
+            f"Cannot read the config file {path} ({reason}): check the path given to --config."
+        ) from error
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{path} is not valid TOML ({error}): fix the file at that line."
+        ) from error
+    return _parse(path.resolve(), text, raw)
+
+
+def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
+    """Return the config that ``raw`` (parsed TOML) describes, checking every key."""
+
+    def fail(key: str, problem: str, table: str | None = None) -> ConfigError:
+        return ConfigError(f"{_where(path, text, key, table)}: {problem}")
+
+    for key, value in raw.items():
+        spec = KEYS.get(key)
+        if spec is None:
+            raise fail(key, _unknown_key(key))
+        if not spec.accepts(value):
+            raise fail(key, f'"{key}" must be {spec.must_be}, not {_shown(value)}; fix the value.')
+    for key, spec in KEYS.items():
+        if spec.required and key not in raw:
+            raise fail(key, f'the required key "{key}" is missing; add it, e.g. {_example(key)}.')
+    folder = path.parent
+
+    def path_of(key: str) -> Path | None:
+        value = raw.get(key)
+        return None if value is None else folder / Path(value).expanduser()
+
+    _check_key_source(raw, fail)
+    after = AfterImport(raw.get("after", AfterImport.LEAVE))
+    _check_archive(raw, after, fail)
+    inputs = raw["inputs"]
+    sheet = raw.get("sheet")
+    return NightlyConfig(
+        path=path,
+        engagement=raw["engagement"],
+        inputs=(inputs,) if isinstance(inputs, str) else tuple(inputs),
+        ledger=path_of("ledger") or folder / DEFAULT_LEDGER,
+        api_url=raw.get("api_url", DEFAULT_API_URL),
+        api_key_env=raw.get("api_key_env", API_KEY_ENV),
+        api_key_file=path_of("api_key_file"),
+        country=_country(raw.get("country"), fail),
+        sheet=None if sheet is None else str(sheet),
+        encoding=raw.get("encoding"),
+        delimiter=raw.get("delimiter"),
+        maps=_maps(raw.get("map", {}), fail),
+        batch_size=raw.get("batch_size", 100),
+        concurrency=raw.get("concurrency", 2),
+        timeout=float(raw.get("timeout", 30.0)),
+        reuse=raw.get("reuse", True),
+        groups=tuple(raw.get("groups", ())),
+        organization=raw.get("organization"),
+        allow_possible=raw.get("allow_possible", False),
+        mobile_only=raw.get("mobile_only", False),
+        allow_duplicates=raw.get("allow_duplicates", False),
+        results_dir=path_of("results_dir"),
+        after=after,
+        archive_dir=path_of("archive_dir"),
+        log_file=path_of("log_file"),
+        settle_seconds=float(raw.get("settle_seconds", DEFAULT_SETTLE_SECONDS)),
+        text=text,
+    )
+
+
+Fail = Callable[..., ConfigError]
+
+
+def _check_key_source(raw: Mapping[str, Any], fail: Fail) -> None:
+    if "api_key_env" in raw and "api_key_file" in raw:
+        raise fail(
+            "api_key_file",
+            '"api_key_env" and "api_key_file" both say where the API key is; keep only one.',
+        )
+
+
+def _check_archive(raw: Mapping[str, Any], after: AfterImport, fail: Fail) -> None:
+    if after is AfterImport.ARCHIVE and "archive_dir" not in raw:
+        raise fail(
+            "after",
+            '"archive_dir" is required when after = "archive"; add e.g. archive_dir = "archive".',
+        )
+    if after is AfterImport.LEAVE and "archive_dir" in raw:
+        raise fail(
+            "archive_dir",
+            '"archive_dir" is set but after is "leave"; add after = "archive" '
+            "or remove archive_dir.",
+        )
+
+
+def _country(value: str | None, fail: Fail) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_country(value)
+    except InputError as error:
+        raise fail(
+            "country", f'"country" = {_shown(value)} is not a country code; {error}'
+        ) from error
+
+
+def _maps(table: Mapping[str, Any], fail: Fail) -> tuple[MapOverride, ...]:
+    """Return the column overrides of the [map] table, refusing unknown targets."""
+    overrides = []
+    for header, target in table.items():
+        key = f'map."{header}"'
+        if not _is_text(target):
+            raise fail(
+                header,
+                f"{key} must be a field name in quotes, not {_shown(target)}; fix the value.",
+                "map",
+            )
+        try:
+            overrides.append(parse_map(f"{header}={target}"))
+        except InputError as error:
+            known = ", ".join(f.value for f in Field)
+            raise fail(
+                header,
+                f"{key} = {_shown(target)} is not a field; use one of {known}, "
+                'custom:NAME or "ignore".',
+                "map",
+            ) from error
+    return tuple(overrides)
+
+
+def _unknown_key(key: str) -> str:
+    if key in ("api_key", "key", "token"):
+        return (
+            f'"{key}": the API key does not belong in the config file; put it in the '
+            "environment variable named by api_key_env, or in a file named by api_key_file."
+        )
+    close = difflib.get_close_matches(key, KEYS, n=1)
+    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    return f'unknown key "{key}"{hint}; remove it or fix its name.'
+
+
+def _example(key: str) -> str:
+    return {"engagement": "engagement = 1234", "inputs": 'inputs = ["inbox/*.xlsx"]'}.get(
+        key, f"{key} = ..."
+    )
+
+
+def _shown(value: Any) -> str:
+    """Return a config value as TOML would write it, with its kind when that is the problem."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {json.dumps(value, ensure_ascii=False)}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"the list {json.dumps(value, ensure_ascii=False, default=str)}"
+    return str(value)
+
+
+def _where(path: Path, text: str, key: str, table: str | None) -> str:
+    line = _line_of(text, key, table)
+    return f"{path.name} line {line}" if line else str(path.name)
+
+
+def _line_of(text: str, key: str, table: str | None = None) -> int | None:
+    """Return the 1-based line where ``key`` is set (inside ``[table]`` if given), if found."""
+    quoted = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
+    lines = text.splitlines()
+    start = 0
+    if table is not None:
+        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+        start = next((i + 1 for i, line in enumerate(lines) if header.match(line)), 0)
+    patterns = (
+        re.compile(rf"^\s*{quoted}\s*[=.]"),
+        re.compile(rf"^\s*\[\s*{quoted}\s*\]"),
+        re.compile(rf"(?:^|[\s{{,]){quoted}\s*="),
+    )
+    for pattern in patterns:
+        for number, line in enumerate(lines[start:], start=start + 1):
+            if pattern.search(line):
+                return number
+    return None
+
+
+def check_paths(config: NightlyConfig) -> None:
+    """Raise ConfigError when a folder the night writes to does not exist."""
+    folders = {
+        "ledger": config.ledger.parent,
+        "log_file": config.log_file.parent if config.log_file else None,
+        "results_dir": config.results_dir,
+        "archive_dir": config.archive_dir,
+    }
+    for key, folder in folders.items():
+        if folder is not None and not folder.is_dir():
+            raise config.error(
+                key, f'"{key}": the folder {folder} does not exist; create it or change {key}.'
+            )
+    if config.ledger.is_dir():
+        raise config.error("ledger", f'"ledger": {config.ledger} is a folder; name a file.')
