@@ -52,9 +52,14 @@ class PhonePolicy:
     mobile_only: bool = False  # reject numbers that are not mobile (SMS engagements)
 
 
+# Codes people write that are not ISO 3166 alpha-2 (the United Kingdom is GB).
+COUNTRY_ALIASES = {"UK": "GB"}
+
+
 def check_country(code: str) -> str:
     """Return ``code`` as an upper-case region phonenumbers knows, or raise InputError."""
     region = code.strip().upper()
+    region = COUNTRY_ALIASES.get(region, region)
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise InputError(f"Unknown country '{code}': use a two-letter code like PH, US or KE.")
     return region

@@ -266,3 +266,9 @@ def test_valid_numbers_normalize_to_e164_and_stay_put(
     assert normalizer.normalize(text) == (settled if style == "digits" else expected)
     assert normalizer.normalize(expected) == settled
     assert normalizer.normalize(settled) == settled
+
+
+def test_uk_is_taken_for_gb() -> None:
+    from bulkimport.phones import check_country
+
+    assert check_country("uk") == "GB"
