@@ -125,6 +125,7 @@ class SourceTable:
     rows: Iterator[SourceRow]
     encoding: str | None = None
     delimiter: str | None = None
+    sheets: tuple[str, ...] = ()  # every sheet of the workbook, for hints; () for CSV
 
 
 def fingerprint(path: Path) -> str:
@@ -395,7 +396,9 @@ def _open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[So
                 for number, cells in enumerate(sheet.iter_rows(), start=1)
             )
             header_row, header, rows = _split_header(str(path), sheet.name, records)
-            yield SourceTable(str(path), sheet.name, header, header_row, rows)
+            yield SourceTable(
+                str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
+            )
 
 
 def check_zip_limits(

@@ -112,9 +112,16 @@ def open_sources(paths: Sequence[Path], options: ImportOptions) -> Iterator[list
             try:
                 mapping = map_columns(table.header, options.overrides)
             except InputError as error:
-                raise InputError(f"{table.source}: {error}") from error
+                raise InputError(f"{table.source}: {error}{_other_sheets(table)}") from error
             mapped.append(MappedSource(table, mapping))
         yield mapped
+
+
+def _other_sheets(table: SourceTable) -> str:
+    others = [name for name in table.sheets if name != table.sheet]
+    if not others:
+        return ""
+    return f" The workbook has other sheets too ({', '.join(others)}): pick one with --sheet."
 
 
 def checked_rows(

@@ -157,3 +157,12 @@ def test_xlsx_report_summary_sheet_has_the_final_counts(mixed: Path, tmp_path: P
     summary = openpyxl.load_workbook(report)["Summary"]
     pairs = {row[0].value: row[1].value for row in summary.iter_rows()}
     assert (pairs["rows"], pairs["valid"], pairs["invalid"], pairs["duplicate"]) == (6, 2, 3, 1)
+
+
+def test_no_phone_on_the_first_sheet_points_to_the_other_sheets() -> None:
+    code, output = check(str(DATA / "two_sheets.xlsx"))
+    assert code == 2
+    assert "other sheets too (Applicants): pick one with --sheet" in output
+    code, output = check(str(DATA / "two_sheets.xlsx"), "--sheet", "Applicants", "--country", "PH")
+    assert code == 0
+    assert "(sheet Applicants)" in output
