@@ -245,10 +245,25 @@ def connection_options(command: F) -> F:
             "--timeout", type=click.FloatRange(1, 600), help="Seconds to wait for an answer (30)."
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line."),
+        click.option(
+            "--dry-run", is_flag=True, help="Do everything but send: print what would be sent."
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def make_sender(
+    key: str, settings: SendSettings, stop: threading.Event, *, as_json: bool, dry_run: bool
+) -> Sender:
+    """Return the client and progress display a send loop uses."""
+    return Sender(
+        EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout)),
+        progress=progress_for(sys.stderr, quiet=as_json),
+        stop=stop,
+        dry_run=_print_dry_batch if dry_run else None,
+    )
 
 
 @contextmanager
@@ -311,7 +326,6 @@ def open_ledger(path: Path, *, dry_run: bool = False) -> Iterator[Ledger]:
     is_flag=True,
     help="Send numbers already subscribed to this engagement in the ledger again.",
 )
-@click.option("--dry-run", is_flag=True, help="Do everything but send: print what would be sent.")
 @click.option(
     "--results",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -355,20 +369,14 @@ def run(
         concurrency=concurrency,
         timeout=timeout,
     )
-    client = EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout))
     with open_ledger(ledger, dry_run=dry_run) as book, stop_on_first_interrupt() as stop:
-        sender = Sender(
-            client,
-            progress=progress_for(sys.stderr, quiet=as_json),
-            stop=stop,
-            dry_run=_print_dry_batch if dry_run else None,
-        )
-        summary = run_import(
-            list(files), import_opts, settings, book, sender, resubscribe=resubscribe
-        )
+        sender = make_sender(key, settings, stop, as_json=as_json, dry_run=dry_run)
+        with sender.client:
+            summary = run_import(
+                list(files), import_opts, settings, book, sender, resubscribe=resubscribe
+            )
         if results is not None and not dry_run:
             write_results(book, results, source_ids=summary.source_ids)
-    client.close()
     _finish_send(summary, results, as_json)
 
 
@@ -381,7 +389,6 @@ def run(
     is_flag=True,
     help="Also re-send rows the server rejected (after you fixed the cause).",
 )
-@click.option("--dry-run", is_flag=True, help="Do everything but send: print what would be sent.")
 @click.option(
     "--results",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -435,17 +442,11 @@ def retry(
                 concurrency=concurrency,
                 timeout=timeout,
             )
-            client = EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout))
-            sender = Sender(
-                client,
-                progress=progress_for(sys.stderr, quiet=as_json),
-                stop=stop,
-                dry_run=_print_dry_batch if dry_run else None,
-            )
-            summary = retry_rows(
-                book, settings, sender, run_id=run_id, include_rejected=include_rejected
-            )
-            client.close()
+            sender = make_sender(key, settings, stop, as_json=as_json, dry_run=dry_run)
+            with sender.client:
+                summary = retry_rows(
+                    book, settings, sender, run_id=run_id, include_rejected=include_rejected
+                )
             summaries.append(summary)
             if summary.refused or summary.unavailable or stop.is_set():
                 break
@@ -637,7 +638,8 @@ def sandbox(
     )
 
 
-# --- nightly (begin)
+# ---------------------------------------------------------------------------
+# nightly
 
 
 @main.command()
@@ -735,6 +737,3 @@ def _key_note(config: NightlyConfig) -> str:
     except InputError as error:
         return f"from {where}, NOT available in this shell ({error})"
     return f"from {where} (available in this shell)"
-
-
-# --- nightly (end)
