@@ -154,7 +154,9 @@ def import_options(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def check(files: tuple[Path, ...], report: Path | None, as_json: bool, **options: Any) -> None:
-    """Check spreadsheets and say, row by row, what is wrong. Sends nothing.
+    """Say, row by row, what is wrong with files.
+
+    Sends nothing.
 
     Exit code 0 when every row is valid, 1 when some are invalid or duplicate,
     2 when a file or option cannot be used.
@@ -349,7 +351,9 @@ def run(
     results: Path | None,
     **options: Any,
 ) -> None:
-    """Subscribe every valid row of the files to an engagement, recording each row.
+    """Subscribe the valid rows to an engagement.
+
+    Every row is recorded in the ledger with what happened to it.
 
     Running the same command again continues where it stopped; numbers already
     subscribed to the engagement are skipped, so nothing is sent twice.
@@ -407,7 +411,9 @@ def retry(
     dry_run: bool,
     results: Path | None,
 ) -> None:
-    """Send again the rows left pending or unknown, from the ledger (no file needed).
+    """Send again the rows left pending or unknown.
+
+    The payloads come from the ledger: the original file is not needed.
 
     Unknown rows (the API may have created them) are sent with contact reuse
     on, so no contact is created twice. Settings default to the original run's.
@@ -469,7 +475,9 @@ def retry(
     help="Where to write: results.xlsx or results.csv.",
 )
 def results(ledger: Path, run_id: int | None, output: Path) -> None:
-    """Write your rows back with status, contact id and reason on every row.
+    """Write your rows back with their outcome.
+
+    Every row gets its status, contact id and reason, then your own columns.
 
     \b
     Example:
@@ -493,7 +501,10 @@ def results(ledger: Path, run_id: int | None, output: Path) -> None:
 @ledger_option
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def status(ledger: Path, as_json: bool) -> None:
-    """List the runs in the ledger: when, engagement, files and rows by status."""
+    """List the runs in the ledger and their rows.
+
+    For each run: when, which command, engagement, files and rows by status.
+    """
     if not ledger.exists():
         raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
     book = Ledger.open(ledger)
@@ -615,7 +626,9 @@ def sandbox(
     faults: str,
     seed: int,
 ) -> None:
-    """Run a local stand-in for the engageSPARK API, to rehearse an import.
+    """Run a local stand-in for the engageSPARK API.
+
+    Rehearse an import against it before the real thing.
 
     \b
     Example:
@@ -658,7 +671,9 @@ def sandbox(
     "sends nothing.",
 )
 def nightly(config_path: Path, check_config: bool) -> None:
-    """Import the new exports a config file names: the command for cron or a systemd timer.
+    """Import new exports, for cron or a timer.
+
+    The config file names the inputs and every setting of `run`.
 
     First sends the rows earlier runs left pending or unknown, then imports each
     input file that is new and no longer being written. A file already imported

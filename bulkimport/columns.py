@@ -76,7 +76,7 @@ SYNONYMS: dict[Field, tuple[frozenset[str], ...]] = {
     ),
     Field.EMAIL: (frozenset({"email", "emailaddress", "mail", "correo", "correoelectronico"}),),
     Field.LANGUAGE: (frozenset({"language", "lang", "preferredlanguage"}),),
-    Field.GROUPS: (frozenset({"groups", "group", "groupids", "groupid"}),),
+    Field.GROUPS: (frozenset({"groups", "group", "groupids", "groupid", "grupo", "grupos"}),),
     Field.ORGANIZATION: (
         frozenset({"organizationid", "organisationid", "orgid", "organization", "organisation"}),
     ),

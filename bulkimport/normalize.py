@@ -15,6 +15,8 @@ MAX_FIELD_LENGTH = 255
 
 _ID_SEPARATORS = re.compile(r"[,;]")
 _WHOLE_NUMBER = re.compile(r"^\d+(?:\.0+)?$")
+# Deliberately loose: one @, no spaces, a dot in the domain. The server is the judge.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class RowNormalizer:
             organization_id = int(float(raw_org))
 
         email = values.get(Field.EMAIL, "")
-        if email and ("@" not in email or any(c.isspace() for c in email)):
+        if email and not _EMAIL.match(email):
             return Rejected(
                 Problem.EMAIL_INVALID,
                 f"Email {_clip(email)!r} is not an email address: correct it or clear the cell.",

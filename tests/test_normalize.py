@@ -57,6 +57,8 @@ def test_short_rows_are_padded_with_empty_cells() -> None:
     [
         (("A", "B", "", "", "", "", ""), Problem.PHONE_MISSING),
         (("A", "B", "0917 123 4567", "not-an-email", "", "", ""), Problem.EMAIL_INVALID),
+        (("A", "B", "0917 123 4567", "nino@", "", "", ""), Problem.EMAIL_INVALID),
+        (("A", "B", "0917 123 4567", "a b@x.ph", "", "", ""), Problem.EMAIL_INVALID),
         (("A", "B", "0917 123 4567", "", "VIP", "", ""), Problem.GROUP_INVALID),
         (("A", "B", "", "", "", "abc", ""), Problem.CONTACT_ID_INVALID),
         (("A" * 300, "B", "0917 123 4567", "", "", "", ""), Problem.CELL_TOO_LONG),
