@@ -47,6 +47,17 @@ class RowNormalizer:
         self._phones = phones
         self._defaults = defaults
 
+    def phone_cell(self, row: SourceRow) -> str:
+        """Return the row's phone cell exactly as :meth:`normalize` hands it on."""
+        index = self._fields.get(Field.PHONE)
+        if index is None or index >= len(row.cells):
+            return ""
+        return row.cells[index].strip()
+
+    @property
+    def maps_phone(self) -> bool:
+        return Field.PHONE in self._fields
+
     def normalize(self, row: SourceRow) -> Contact | Rejected:
         """Return the row's Contact, or the first problem that stops it being sent."""
         cells = row.cells
@@ -140,6 +151,8 @@ def split_full_name(full: str) -> tuple[str, str]:
 
 
 def _integers(text: str) -> tuple[int, ...] | None:
+    if not text:
+        return ()
     parts = [p.strip() for p in _ID_SEPARATORS.split(text) if p.strip()]
     if not all(_WHOLE_NUMBER.match(p) for p in parts):
         return None

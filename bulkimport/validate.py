@@ -19,6 +19,7 @@ from bulkimport.errors import InputError
 from bulkimport.normalize import ContactDefaults, RowNormalizer
 from bulkimport.phones import PhoneNormalizer, PhonePolicy
 from bulkimport.plan import Deduper
+from bulkimport.prefetch import PhonePrefetch
 from bulkimport.sources import ReadOptions, SourceTable, open_source
 
 FIRST_PROBLEMS = 20
@@ -33,6 +34,7 @@ class ImportOptions:
     phones: PhonePolicy = PhonePolicy()
     allow_duplicates: bool = False
     defaults: ContactDefaults = ContactDefaults()
+    workers: int | None = None  # processes for phone numbers: None = one per core, 1 = none
 
 
 @dataclass(frozen=True)
@@ -138,15 +140,17 @@ def checked_rows(
     """
     phones = PhoneNormalizer(options.phones)
     deduper = Deduper()
-    for source in sources:
-        normalizer = RowNormalizer(
-            source.mapping,
-            phones,
-            custom_fields=(custom_fields or {}).get(source.table.source),
-            defaults=options.defaults,
-        )
-        for row in source.table.rows:
-            yield _check_row(row, normalizer, deduper, options.allow_duplicates)
+    with PhonePrefetch(phones, workers=options.workers) as prefetch:
+        for source in sources:
+            normalizer = RowNormalizer(
+                source.mapping,
+                phones,
+                custom_fields=(custom_fields or {}).get(source.table.source),
+                defaults=options.defaults,
+            )
+            phone_cell = normalizer.phone_cell if normalizer.maps_phone else None
+            for row in prefetch.rows(source.table.rows, phone_cell):
+                yield _check_row(row, normalizer, deduper, options.allow_duplicates)
 
 
 def _check_row(

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from bulkimport.contacts import Problem, Rejected, SourceRow
+from bulkimport.phones import PhoneNormalizer, PhonePolicy
+from bulkimport.prefetch import PhonePrefetch
+
+CELLS = ["0917 123 4567", "n/a", "", "+1 415 555 2671", "0918 765 4321", "0917 123 4567", "12"]
+
+
+def rows(count: int) -> list[SourceRow]:
+    return [SourceRow("a.csv", "", n + 2, (CELLS[n % len(CELLS)],)) for n in range(count)]
+
+
+def phone_cell(row: SourceRow) -> str:
+    return row.cells[0].strip()
+
+
+def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
+    phones = PhoneNormalizer(PhonePolicy(country="PH"))
+    serial = PhoneNormalizer(PhonePolicy(country="PH"))
+    source = rows(130)
+    with PhonePrefetch(phones, workers=2, start_after=10, chunk_rows=25) as prefetch:
+        seen = []
+        for row in prefetch.rows(iter(source), phone_cell):
+            seen.append((row.row, phones.normalize(phone_cell(row))))
+    assert [number for number, _ in seen] == [row.row for row in source]
+    assert [answer for _, answer in seen] == [serial.normalize(phone_cell(r)) for r in source]
+    assert isinstance(seen[1][1], Rejected)
+    assert seen[1][1].code is Problem.PHONE_NOT_A_NUMBER
+
+
+def test_answers_from_workers_are_learned_before_their_row_is_yielded() -> None:
+    phones = PhoneNormalizer(PhonePolicy(country="PH"))
+    with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=50) as prefetch:
+        first = next(prefetch.rows(iter(rows(60)), phone_cell))
+        # The first chunk's answers wait in the normalizer for their rows.
+        assert phones._learned["0917 123 4567"] == "639171234567"
+        assert first.row == 2
+
+
+def test_small_inputs_and_one_worker_start_no_process() -> None:
+    phones = PhoneNormalizer(PhonePolicy(country="PH"))
+    with PhonePrefetch(phones, workers=1, start_after=0) as prefetch:
+        assert [r.row for r in prefetch.rows(iter(rows(5)), phone_cell)] == [2, 3, 4, 5, 6]
+        assert prefetch._pool is None
+    with PhonePrefetch(phones, workers=2, start_after=100) as prefetch:
+        assert len(list(prefetch.rows(iter(rows(50)), phone_cell))) == 50
+        assert prefetch._pool is None
