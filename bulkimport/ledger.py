@@ -227,6 +227,13 @@ class Ledger:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
+            # A damaged page would otherwise surface halfway through a run, as a traceback.
+            damage = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if damage != "ok":
+                raise LedgerError(
+                    f"{path} is damaged ({' '.join(str(damage).split())}): "
+                    "restore it from a backup, or give another file with --ledger."
+                )
             ledger = cls(connection, path)
             ledger._migrate()
         except sqlite3.DatabaseError as error:
@@ -466,6 +473,17 @@ class Ledger:
                     )
         return found
 
+    def forget_unsent_rows(self, run_id: int, source_ids: Sequence[int]) -> int:
+        """Delete the rows ``run_id`` recorded for these sources and never sent; return how many."""
+        marks = ",".join("?" * len(source_ids)) or "NULL"
+        with self._write() as db:
+            cursor = db.execute(
+                f"DELETE FROM rows WHERE run_id = ? AND source_id IN ({marks}) "
+                "AND status IN ('pending', 'invalid', 'duplicate', 'skipped')",
+                (run_id, *source_ids),
+            )
+        return cursor.rowcount
+
     def recover_interrupted(self) -> int:
         """Turn rows left ``sending`` by a crashed run into ``unknown``; return how many."""
         with self._write() as db:
@@ -517,17 +535,17 @@ class Ledger:
         """Record a batch's outcome and its attempts in one transaction."""
         now = _now()
         with self._write() as db:
-            current = self._statuses(db, [s.row_id for s in settlements])
+            by_status: dict[RowStatus, list[Settlement]] = {}
             for settlement in settlements:
-                check_transition(current[settlement.row_id], settlement.status)
-            db.executemany(
-                "UPDATE rows SET status = ?, contact_id = coalesce(?, contact_id), reason = ?, "
-                "reuse = max(reuse, ?), updated_at = ? WHERE id = ?",
-                [
-                    (s.status.value, s.contact_id, s.reason, int(s.maybe_sent), now, s.row_id)
-                    for s in settlements
-                ],
-            )
+                by_status.setdefault(settlement.status, []).append(settlement)
+            for status, group in by_status.items():
+                self._guarded_update(
+                    db,
+                    status,
+                    "contact_id = coalesce(?, contact_id), reason = ?, reuse = max(reuse, ?)",
+                    [(s.contact_id, s.reason, int(s.maybe_sent), s.row_id) for s in group],
+                    now,
+                )
             db.executemany(
                 "INSERT INTO attempts (run_id, batch, started_at, status_code, kind, duration, "
                 "reuse, row_count, message) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -551,26 +569,36 @@ class Ledger:
 
     def _move(self, row_ids: Sequence[int], new: RowStatus) -> None:
         with self._write() as db:
-            current = self._statuses(db, row_ids)
-            for row_id in row_ids:
-                check_transition(current[row_id], new)
-            db.executemany(
-                "UPDATE rows SET status = ?, updated_at = ? WHERE id = ?",
-                [(new.value, _now(), row_id) for row_id in row_ids],
-            )
+            self._guarded_update(db, new, "", [(row_id,) for row_id in row_ids], _now())
 
     @staticmethod
-    def _statuses(db: sqlite3.Connection, row_ids: Sequence[int]) -> dict[int, RowStatus | None]:
-        found: dict[int, RowStatus | None] = dict.fromkeys(row_ids)
-        for start in range(0, len(row_ids), 500):
-            chunk = row_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row_id, status in db.execute(
-                f"SELECT id, status FROM rows WHERE id IN ({marks})",
-                chunk,
-            ):
-                found[row_id] = RowStatus(status)
-        return found
+    def _guarded_update(
+        db: sqlite3.Connection,
+        new: RowStatus,
+        also_set: str,
+        params: Sequence[tuple[Any, ...]],
+        now: str,
+    ) -> None:
+        """Move rows to ``new``; raise IllegalTransition (rolling back) if any may not move.
+
+        Each ``params`` tuple holds the values of ``also_set`` and ends with the row id.
+        The legality check is the WHERE clause, derived from TRANSITIONS.
+        """
+        allowed = [
+            s.value for s, targets in TRANSITIONS.items() if s is not None and new in targets
+        ]
+        marks = ",".join("?" * len(allowed)) or "NULL"
+        assignments = f"status = ?, updated_at = ?{', ' + also_set if also_set else ''}"
+        before = db.total_changes
+        db.executemany(
+            f"UPDATE rows SET {assignments} WHERE id = ? AND status IN ({marks})",
+            [(new.value, now, *p[:-1], p[-1], *allowed) for p in params],
+        )
+        if db.total_changes - before != len(params):
+            raise IllegalTransition(
+                f"{len(params) - (db.total_changes - before)} row(s) cannot go to {new} "
+                "from the state they are in"
+            )
 
     # Reading ------------------------------------------------------------------
 
@@ -583,8 +611,20 @@ class Ledger:
     ) -> Counter[str]:
         """Count rows by status: of given rows, given sources, one run's rows, or all."""
         if row_ids is not None:
-            statuses = self._statuses(self._db, row_ids)
-            return Counter(str(s) for s in statuses.values() if s is not None)
+            counted: Counter[str] = Counter()
+            for start in range(0, len(row_ids), 500):
+                chunk = row_ids[start : start + 500]
+                counted.update(
+                    {
+                        status: n
+                        for status, n in self._db.execute(
+                            f"SELECT status, count(*) FROM rows WHERE id IN "
+                            f"({','.join('?' * len(chunk))}) GROUP BY status",
+                            chunk,
+                        )
+                    }
+                )
+            return counted
         if source_ids is not None:
             marks = ",".join("?" * len(source_ids)) or "NULL"
             query = (

@@ -188,14 +188,21 @@ def run_import(
         summary.files = [s.table.source for s in sources]
         source_ids = _register_sources(ledger, summary.run_id, settings.engagement_id, sources)
         summary.source_ids = list(source_ids.values())
-        _record(
-            ledger,
-            summary.run_id,
-            settings.engagement_id,
-            source_ids,
-            checked_rows(sources, options, custom_fields=custom),
-            resubscribe=resubscribe,
-        )
+        try:
+            _record(
+                ledger,
+                summary.run_id,
+                settings.engagement_id,
+                source_ids,
+                checked_rows(sources, options, custom_fields=custom),
+                resubscribe=resubscribe,
+            )
+        except InputError:
+            # A file that breaks off halfway (bad bytes, an unclosed quote) is refused whole:
+            # the rows read before the break must not go out later with `retry`.
+            ledger.forget_unsent_rows(summary.run_id, summary.source_ids)
+            ledger.finish_run(summary.run_id, int(ExitCode.USAGE))
+            raise
     total = ledger.count_rows(SENDABLE, source_ids=summary.source_ids)
     queued = ledger.queued_rows(engagement_id=settings.engagement_id, source_ids=summary.source_ids)
     _send(ledger, queued, total, settings, sender, summary)
@@ -345,10 +352,11 @@ def _send(
     limit = ConcurrencyLimit(settings.concurrency)
     refused: ApiRefused | None = None
     in_flight: dict[Future[BatchOutcome], tuple[str, list[QueuedRow]]] = {}
+    done: set[Future[BatchOutcome]] = set()  # answered, not yet recorded
 
-    def settle(done: Iterable[Future[BatchOutcome]]) -> None:
+    def settle() -> None:
         nonlocal refused
-        for future in done:
+        for future in sorted(done, key=lambda f: in_flight[f][0]):
             label, rows = in_flight.pop(future)
             outcome = future.result()
             _settle(ledger, run_id, label, outcome, summary)
@@ -356,13 +364,21 @@ def _send(
             limit.record(outcome)
             refused = refused or outcome.refused
             sender.progress.advance(len(rows))
+        done.clear()
+
+    def wait_for_a_slot() -> None:
+        while len(in_flight) - len(done) >= limit.current:
+            running = [f for f in in_flight if f not in done]
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            done.update(finished)
+        # A refusal or an outage must be seen before another batch leaves.
+        if any(f.result().refused or f.result().unavailable for f in done):
+            settle()
 
     try:
         with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="send") as pool:
             for number, batch in enumerate(_batches(queued, settings), start=1):
-                while len(in_flight) >= limit.current:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    settle(done)
+                wait_for_a_slot()
                 if refused or breaker.tripped or sender.stop.is_set():
                     break
                 reuse = settings.reuse or any(row.reuse for row in batch)
@@ -384,9 +400,10 @@ def _send(
                 )
                 in_flight[future] = (label, batch)
                 summary.batches += 1
-            while in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                settle(done)
+                settle()  # the batches that ended, while the new one is on the wire
+            done.update(in_flight)
+            wait(in_flight)
+            settle()
     finally:
         sender.progress.end()
     if refused:
