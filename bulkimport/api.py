@@ -279,8 +279,12 @@ class EngageSparkClient:
     def __init__(
         self, api_key: str, base_url: str = DEFAULT_API_URL, timeouts: Timeouts = Timeouts()
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(base_url)
+            usable = parts.scheme in ("http", "https") and bool(parts.netloc)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            usable = False
+        if not usable:
             raise InputError(
                 f"The API URL {base_url!r} is not an http(s) address: "
                 f"give one like {DEFAULT_API_URL}."

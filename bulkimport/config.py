@@ -77,6 +77,11 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def _is_path(value: Any) -> bool:
+    # No file system allows a NUL in a name; open() would raise ValueError on it.
+    return _is_text(value) and "\0" not in value
+
+
 def _is_globs(value: Any) -> bool:
     if isinstance(value, str):
         return _is_text(value)
@@ -86,7 +91,10 @@ def _is_globs(value: Any) -> bool:
 def _is_url(value: Any) -> bool:
     if not _is_text(value):
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
@@ -95,7 +103,7 @@ def _is_encoding(value: Any) -> bool:
         return False
     try:
         codecs.lookup(value)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return False
     return True
 
@@ -114,9 +122,9 @@ KEYS: Mapping[str, _Key] = {
         "the name of an environment variable",
         lambda v: isinstance(v, str) and bool(_ENV_NAME.fullmatch(v)),
     ),
-    "api_key_file": _Key("a file path in quotes", _is_text),
+    "api_key_file": _Key("a file path in quotes", _is_path),
     "country": _Key('a two-letter country code in quotes, e.g. "PH"', _is_text),
-    "ledger": _Key("a file path in quotes", _is_text),
+    "ledger": _Key("a file path in quotes", _is_path),
     "sheet": _Key("a sheet name in quotes or a sheet number", lambda v: _is_text(v) or _is_int(v)),
     "encoding": _Key('an encoding name such as "utf-8" or "cp1252"', _is_encoding),
     "delimiter": _Key('one character such as ";" or "tab"', _is_delimiter),
@@ -133,10 +141,10 @@ KEYS: Mapping[str, _Key] = {
     "allow_possible": _Key("true or false", lambda v: isinstance(v, bool)),
     "mobile_only": _Key("true or false", lambda v: isinstance(v, bool)),
     "allow_duplicates": _Key("true or false", lambda v: isinstance(v, bool)),
-    "results_dir": _Key("a folder path in quotes", _is_text),
+    "results_dir": _Key("a folder path in quotes", _is_path),
     "after": _Key('"leave" or "archive"', lambda v: v in tuple(AfterImport)),
-    "archive_dir": _Key("a folder path in quotes", _is_text),
-    "log_file": _Key("a file path in quotes", _is_text),
+    "archive_dir": _Key("a folder path in quotes", _is_path),
+    "log_file": _Key("a file path in quotes", _is_path),
     "settle_seconds": _Key("a number of seconds from 0 to 3600", lambda v: _is_number(v, 0, 3600)),
 }
 
@@ -420,3 +428,5 @@ def check_paths(config: NightlyConfig) -> None:
             )
     if config.ledger.is_dir():
         raise config.error("ledger", f'"ledger": {config.ledger} is a folder; name a file.')
+    if config.log_file is not None and config.log_file.is_dir():
+        raise config.error("log_file", f'"log_file": {config.log_file} is a folder; name a file.')

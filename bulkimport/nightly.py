@@ -441,10 +441,16 @@ def night_log(log_file: Path | None, *, secrets: Sequence[str] = ()) -> Iterator
     redact = Redact(secrets)
     handlers = list(logging.getLogger().handlers)
     if log_file is not None:
-        if not log_file.exists():
-            # The log names files and people's masked numbers: keep it private like the ledger.
-            os.close(os.open(log_file, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            if not log_file.exists():
+                # The log names files and people's masked numbers: keep it private like the ledger.
+                os.close(os.open(log_file, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as error:
+            raise InputError(
+                f"Cannot open the log file {log_file} ({error.strerror}): "
+                "check its folder's permissions or change log_file."
+            ) from error
         file_handler.setLevel(logging.INFO)
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

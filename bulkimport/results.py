@@ -65,6 +65,7 @@ NUMBER_STYLE = "Whole number"
 WHOLE_NUMBER = "0"
 
 EXCEL_MAX_CELL_CHARS = 32_767
+EXCEL_MAX_COLUMNS = 16_384  # column XFD
 WIDTH_SAMPLE_ROWS = 100  # rows looked at to size columns before streaming the rest
 MIN_WIDTH = 8
 MAX_WIDTH = 50
@@ -228,6 +229,16 @@ def _write_xlsx(
     summary: Summary,
 ) -> int:
     """Write a streamed workbook with a "Rows" and a "Summary" sheet and return the row count."""
+    if len(columns) > EXCEL_MAX_COLUMNS:
+        # Excel cannot open a wider sheet; the leading columns say what happened to each row.
+        logger.warning(
+            "an Excel sheet holds %d columns: the last %d of %d are left out (a .csv keeps them)",
+            EXCEL_MAX_COLUMNS,
+            len(columns) - EXCEL_MAX_COLUMNS,
+            len(columns),
+        )
+        columns = columns[:EXCEL_MAX_COLUMNS]
+        rows = (row[:EXCEL_MAX_COLUMNS] for row in rows)
     workbook = Workbook(write_only=True)
     _register_styles(workbook)
     sheet = workbook.create_sheet(ROWS_SHEET)
@@ -239,10 +250,16 @@ def _write_xlsx(
     sheet.append([_text_cell(sheet, name, HEADER_STYLE) for name in columns])
     status_index = columns.index(status_column) if status_column in columns else None
     count = 0
-    for row in itertools.chain(sample, row_iter):
-        status = _status_of(row, status_index)
-        sheet.append([_cell(sheet, value, status) for value in _padded(row, len(columns))])
-        count += 1
+    try:
+        for row in itertools.chain(sample, row_iter):
+            status = _status_of(row, status_index)
+            sheet.append([_cell(sheet, value, status) for value in _padded(row, len(columns))])
+            count += 1
+    except BaseException:
+        # Finish the sheet's own temporary file now: left to the garbage collector, it
+        # prints a traceback after the error message.
+        sheet.close()
+        raise
     last_column = get_column_letter(max(len(columns), 1))
     sheet.auto_filter.ref = f"A1:{last_column}{count + 1}"
 

@@ -15,9 +15,13 @@ import hashlib
 import io
 import itertools
 import logging
+import lzma
 import posixpath
 import re
+import subprocess
+import sys
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +74,38 @@ RATIO_GRACE_BYTES = 1024 * 1024
 # Largest grid (rows x columns, counted from A1) a workbook sheet may span: calamine holds
 # it in memory, about 32 to 130 bytes per cell.
 MAX_SHEET_CELLS = 10_000_000
+
+# What reading a member of a damaged zip can raise, besides BadZipFile: a corrupt deflate
+# or LZMA stream, a cut file, an offset past the end, an unknown or encrypted method.
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+# calamine's parser for old-style (OLE2) workbooks panics or aborts the whole process on
+# some damaged files, so such a file is read once in a child process with capped memory.
+OLE2_PROBE_MEMORY_BYTES = 2 * 1024**3
+OLE2_PROBE_SECONDS = 120.0
+_OLE2_PROBE = """
+import resource, sys
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+except (ValueError, OSError):
+    pass  # some systems (macOS) refuse the cap; the crash stays in the child all the same
+from python_calamine import CalamineError, CalamineWorkbook
+try:
+    with open(sys.argv[1], "rb") as binary:
+        workbook = CalamineWorkbook.from_filelike(binary)
+        for index in range(len(workbook.sheet_names)):
+            workbook.get_sheet_by_index(index)  # parsing is where it crashes
+except CalamineError:
+    pass  # an ordinary error: the reader reports it with its own message
+"""
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
@@ -384,6 +420,8 @@ def _open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[So
                 f"{path} is not a real {suffix} workbook (perhaps a text or web page file "
                 "renamed): open it in Excel or LibreOffice and save it as .xlsx."
             )
+        else:
+            check_ole2_parses(path)
         workbook = _load_workbook(path, suffix, binary, ole2=not zipped)
         with workbook:
             index = _sheet_index(workbook, options.sheet, path)
@@ -427,6 +465,29 @@ def check_zip_limits(
                 f"{path} looks like a zip bomb ({member.filename} is compressed {ratio:,.0f} "
                 "to 1): open it in Excel and save it again, or export the data as CSV."
             )
+
+
+def check_ole2_parses(
+    path: Path,
+    max_memory_bytes: int = OLE2_PROBE_MEMORY_BYTES,
+    max_seconds: float = OLE2_PROBE_SECONDS,
+) -> None:
+    """Refuse an old-style workbook on which the parser crashes, hangs or runs out of memory."""
+    command = [sys.executable, "-c", _OLE2_PROBE, str(path), str(max_memory_bytes)]
+    try:
+        # Our own interpreter and code; the path is an argument and no shell is involved.
+        probe = subprocess.run(command, capture_output=True, timeout=max_seconds, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(
+            f"{path} took over {max_seconds:g} s to read and was given up: "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        ) from exc
+    if probe.returncode != 0:
+        logger.debug("reading %s failed: %s", path, probe.stderr.decode(errors="replace")[-500:])
+        raise InputError(
+            f"{path} is damaged (reading it crashed the workbook parser): "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        )
 
 
 def _load_workbook(path: Path, suffix: str, binary: BinaryIO, *, ole2: bool) -> CalamineWorkbook:
@@ -499,12 +560,17 @@ def _first_visible_sheet(workbook: CalamineWorkbook) -> int:
 
 def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SHEET_CELLS) -> None:
     """Refuse an XLSX sheet whose last value lies so far out that it spans over ``max_cells``."""
-    with zipfile.ZipFile(path) as archive:
-        members = _xlsx_sheet_members(archive, index)
-        rows, columns = 0, 0
-        for member in members:
-            member_rows, member_columns = _xlsx_last_value_cell(archive, member)
-            rows, columns = max(rows, member_rows), max(columns, member_columns)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _xlsx_sheet_members(archive, index)
+            rows, columns = 0, 0
+            for member in members:
+                member_rows, member_columns = _xlsx_last_value_cell(archive, member)
+                rows, columns = max(rows, member_rows), max(columns, member_columns)
+    except _ZIP_READ_ERRORS as exc:
+        raise InputError(
+            f"{path} is damaged or incomplete ({exc}): download or export it again."
+        ) from exc
     _refuse_large_sheet(path, name, rows, columns, max_cells)
 
 
@@ -578,7 +644,7 @@ def check_ods_extent(path: Path, max_cells: int = MAX_SHEET_CELLS) -> None:
         try:
             with archive.open("content.xml") as stream:
                 parser.ParseFile(stream)
-        except (expat.ExpatError, ValueError) as exc:
+        except (expat.ExpatError, ValueError, *_ZIP_READ_ERRORS) as exc:
             raise InputError(
                 f"{path} is damaged ({exc}): open it in LibreOffice and save it again."
             ) from exc
