@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -38,10 +39,20 @@ from bulkimport.phones import PhonePolicy, check_country
 from bulkimport.pipeline import RunSummary, Sender, SendSettings, retry_rows, run_import
 from bulkimport.progress import LogProgress, progress_for
 from bulkimport.report import STATUS_ORDER, write_results
+from bulkimport.results import check_destination
 from bulkimport.sources import ReadOptions
 from bulkimport.validate import ImportOptions, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Control characters, bidi overrides and invisible marks a hostile cell could
+# use to rewrite the terminal; they are shown as escapes instead.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def shown(text: object) -> str:
+    """Return ``text`` safe to print on one terminal line."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], str(text))
 
 
 class BulkImportGroup(click.Group):
@@ -51,7 +62,7 @@ class BulkImportGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BulkImportError as error:
-            click.secho(f"Error: {error}", err=True, fg="red")
+            click.secho(f"Error: {shown(error)}", err=True, fg="red")
             ctx.exit(int(error.exit_code))
         except KeyboardInterrupt:
             click.secho(
@@ -165,6 +176,8 @@ def check(files: tuple[Path, ...], report: Path | None, as_json: bool, **options
     Example:
       bulkimport check applicants.xlsx --country PH --report check.xlsx
     """
+    if report is not None:
+        check_destination(report)
     summary = check_files(list(files), import_options(**options), report)
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
@@ -186,9 +199,9 @@ def _print_check(summary: CheckSummary) -> None:
         )
         click.echo(f"{source.source}{where}" + (f": {read_as}" if read_as else ""))
         mapped = ", ".join(f"{header} → {target}" for header, target in source.mapped)
-        click.echo(f"  columns used: {mapped}")
+        click.echo(shown(f"  columns used: {mapped}"))
         if source.ignored:
-            click.echo(f"  columns not used: {', '.join(source.ignored)}")
+            click.echo(shown(f"  columns not used: {', '.join(source.ignored)}"))
     tally = summary.tally
     counts = " · ".join(f"{v.value} {tally.verdicts[v]:,}" for v in Verdict)
     click.echo(f"\nRows read {tally.rows:,} · {counts}")
@@ -199,7 +212,7 @@ def _print_check(summary: CheckSummary) -> None:
         click.echo("\nFirst problems:")
         for problem in tally.first_problems:
             sheet = f" [{problem.sheet}]" if problem.sheet else ""
-            click.echo(f"  {problem.source}{sheet} row {problem.row}: {problem.message}")
+            click.echo(shown(f"  {problem.source}{sheet} row {problem.row}: {problem.message}"))
     if summary.report:
         click.echo(f"\nReport written to {summary.report}")
     elif tally.problems:
@@ -364,6 +377,8 @@ def run(
       bulkimport run applicants.xlsx --engagement 1234 --country PH --results results.xlsx
     """
     key = load_api_key(os.environ, api_key_file)
+    if results is not None:
+        check_destination(results)
     import_opts = import_options(groups=groups, organization=organization, **options)
     settings = SendSettings(engagement_id).updated(
         {},
@@ -425,6 +440,8 @@ def retry(
     if not ledger.exists():
         raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
     key = load_api_key(os.environ, api_key_file)
+    if results is not None:
+        check_destination(results)
     summaries = []
     with open_ledger(ledger, dry_run=dry_run) as book, stop_on_first_interrupt() as stop:
         if run_id is not None:

@@ -224,6 +224,8 @@ class Ledger:
                 ) from error
         try:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Before anything writes: another program's database is refused untouched.
+            cls(connection, path)._refuse_foreign()
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
@@ -265,11 +267,7 @@ class Ledger:
                 f"Ledger {self.path} was written by a newer bulkimport (schema {version}, "
                 f"this one knows {SCHEMA_VERSION}): upgrade bulkimport to read it."
             )
-        if version == 0 and self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise LedgerError(
-                f"{self.path} is an SQLite file but not a bulkimport ledger: "
-                "give another file with --ledger."
-            )
+        self._refuse_foreign()
         while version < SCHEMA_VERSION:
             with self._write():
                 for statement in MIGRATIONS[version].split(";"):
@@ -277,6 +275,14 @@ class Ledger:
                         self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version = {version}")
+
+    def _refuse_foreign(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise LedgerError(
+                f"{self.path} is an SQLite file but not a bulkimport ledger: "
+                "give another file with --ledger."
+            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -112,6 +112,22 @@ def write_table(
     return count
 
 
+def check_destination(path: Path) -> None:
+    """Raise InputError now if ``path`` cannot take a results file later.
+
+    Called before an import sends anything, so a typo in the results path
+    never turns up after the contacts were subscribed.
+    """
+    _writer_for(path)
+    if path.is_dir():
+        raise _input_error(path, IsADirectoryError())
+    folder = path.parent
+    if not folder.is_dir():
+        raise _input_error(path, FileNotFoundError())
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _input_error(path, PermissionError())
+
+
 def _writer_for(path: Path) -> TableWriter:
     """Return the writer for the file type the suffix names."""
     suffix = path.suffix.lower()

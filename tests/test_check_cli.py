@@ -166,3 +166,12 @@ def test_no_phone_on_the_first_sheet_points_to_the_other_sheets() -> None:
     code, output = check(str(DATA / "two_sheets.xlsx"), "--sheet", "Applicants", "--country", "PH")
     assert code == 0
     assert "(sheet Applicants)" in output
+
+
+def test_terminal_control_characters_from_a_file_are_shown_escaped(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "evil.csv", "Name,Phone\x1b[2J", "Ana,\x1b]0;pwned\x07 0917")
+    code, output = check(str(path), "--country", "PH", "--map", "Phone\x1b[2J=phone")
+    assert code == 1
+    assert "\x1b" not in output
+    assert "\x07" not in output
+    assert "\\x1b]0;pwned\\x07" in output

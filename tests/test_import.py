@@ -209,3 +209,21 @@ def test_killed_runs_resume_to_exactly_one_contact_per_number(tmp_path: Path) ->
     rows = list(book.result_rows())
     assert {r.status for r in rows} == {"subscribed"}
     assert {r.phone: r.contact_id for r in rows} == {p: c[0]["id"] for p, c in per_number.items()}
+
+
+@pytest.mark.usefixtures("api_env")
+def test_a_results_path_that_cannot_be_written_stops_before_sending(
+    sandbox: Sandbox, applicants: Path, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.sqlite"
+    missing = tmp_path / "no-such-folder" / "results.xlsx"
+    code, output = invoke(
+        "run", str(applicants), *run_args(sandbox, ledger, "--results", str(missing))
+    )
+    assert code == 2
+    assert "does not exist" in output
+    assert sandbox.request_count() == 0
+    code, output = invoke("run", str(applicants), *run_args(sandbox, ledger, "--results", "r.pdf"))
+    assert code == 2
+    assert ".csv or .xlsx" in output
+    assert sandbox.request_count() == 0

@@ -170,3 +170,16 @@ def test_the_lock_keeps_a_second_process_out_and_names_the_holder(tmp_path: Path
 def test_the_lock_refuses_a_second_holder_in_one_process(tmp_path: Path) -> None:
     with LedgerLock(tmp_path / "l.sqlite"), pytest.raises(LedgerLocked):
         LedgerLock(tmp_path / "l.sqlite").acquire()
+
+
+def test_another_programs_database_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerError):
+        Ledger.open(path)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "other.sqlite-wal").exists()
