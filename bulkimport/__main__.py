@@ -1,6 +1,16 @@
-"""``python -m bulkimport``: the same as the ``bulkimport`` command."""
+"""``python -m bulkimport`` and the ``bulkimport`` command.
 
-from bulkimport.cli import main
+Kept light: worker processes (see :mod:`bulkimport.prefetch`) re-import the
+main module when they start, and must not pay for the whole CLI.
+"""
 
-if __name__ == "__main__":  # worker processes import this module too
+
+def run() -> None:
+    """Run the command line (imported only when called)."""
+    from bulkimport.cli import main
+
     main()
+
+
+if __name__ == "__main__":
+    run()

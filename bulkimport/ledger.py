@@ -285,7 +285,16 @@ class Ledger:
             )
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes into one ``BEGIN IMMEDIATE`` transaction (one sync)."""
+        with self._write():
+            yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside transaction(): the outer one commits
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db

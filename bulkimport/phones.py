@@ -158,8 +158,12 @@ class PhoneNormalizer:
         return self._cached(raw)
 
     def learn(self, raws: Sequence[str], results: Sequence[str | Rejected]) -> None:
-        """Take results computed elsewhere (another process) for the next calls of these raws."""
-        self._learned.update(zip(raws, results, strict=True))
+        """Take results computed elsewhere (another process) for the next chunk of rows.
+
+        Replaces what was learned before: those rows are done, and a row that
+        never asked (rejected for another cell) must not keep its answer alive.
+        """
+        self._learned = dict(zip(raws, results, strict=True))
 
     def _normalize(self, raw: str) -> str | Rejected:
         if _PLAIN.fullmatch(raw):

@@ -387,7 +387,9 @@ def _send(
                     sender.dry_run(label, reuse, [row.payload for row in batch])
                     summary.batches += 1
                     continue
-                ledger.mark_sending([row.id for row in batch])
+                with ledger.transaction():  # committed before the batch leaves
+                    ledger.mark_sending([row.id for row in batch])
+                    settle()  # the batches that ended meanwhile
                 subscribers = [Subscriber(row.id, row.payload) for row in batch]
                 future = pool.submit(
                     subscribe_batch,
@@ -400,7 +402,6 @@ def _send(
                 )
                 in_flight[future] = (label, batch)
                 summary.batches += 1
-                settle()  # the batches that ended, while the new one is on the wire
             done.update(in_flight)
             wait(in_flight)
             settle()

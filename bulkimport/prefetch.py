@@ -68,13 +68,21 @@ class PhonePrefetch:
         self._broken = False
 
     def rows(
-        self, rows: Iterator[SourceRow], phone_cell: Callable[[SourceRow], str] | None
+        self,
+        rows: Iterator[SourceRow],
+        phone_cell: Callable[[SourceRow], str] | None,
+        *,
+        large: bool = False,
     ) -> Iterator[SourceRow]:
-        """Yield ``rows`` in order, their phone cells normalized ahead where it pays."""
+        """Yield ``rows`` in order, their phone cells normalized ahead where it pays.
+
+        ``large`` says the input is big enough to start the workers at once, so
+        their start-up overlaps the first rows instead of following them.
+        """
         if phone_cell is None or self._workers < 2:
             yield from rows
             return
-        while self._seen < self._start_after:
+        while self._seen < self._start_after and not large:
             row = next(rows, None)
             if row is None:
                 return
@@ -109,10 +117,14 @@ class PhonePrefetch:
     def _release(self, item: _Chunk) -> Iterator[SourceRow]:
         chunk, raws, future = item
         if future is not None:
-            try:
-                self._phones.learn(raws, future.result())
-            except (OSError, BrokenProcessPool) as error:
-                self._give_up(error)  # the rows are normalized here instead
+            # Never wait for a worker: a chunk that is not back yet is normalized here.
+            if future.done():
+                try:
+                    self._phones.learn(raws, future.result())
+                except (OSError, BrokenProcessPool) as error:
+                    self._give_up(error)
+            else:
+                future.cancel()
         self._seen += len(chunk)
         yield from chunk
 

@@ -119,6 +119,8 @@ _XLSX_VALUE_CELL = re.compile(
     rb'<(?:\w+:)?c\s[^>]{0,200}?\br="([A-Z]{1,10})([0-9]{1,20})"[^>/]{0,200}>'
     rb"\s*<(?:\w+:)?(?:v|is|f)[\s>/]"
 )
+# Any cell reference at all (styled empty cells too): a cheap upper bound of the extent.
+_XLSX_ANY_CELL = re.compile(rb'\br="([A-Z]{1,10})([0-9]{1,20})"')
 _XLSX_CARRY_BYTES = 1024  # longer than any match of _XLSX_VALUE_CELL
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
@@ -565,8 +567,12 @@ def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SH
             members = _xlsx_sheet_members(archive, index)
             rows, columns = 0, 0
             for member in members:
-                member_rows, member_columns = _xlsx_last_value_cell(archive, member)
-                rows, columns = max(rows, member_rows), max(columns, member_columns)
+                # Most sheets are far below the limit: prove that with the cheap pattern,
+                # and look for cells that really hold a value only when it is not enough.
+                bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_ANY_CELL)
+                if bound_rows * bound_columns > max_cells:
+                    bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_VALUE_CELL)
+                rows, columns = max(rows, bound_rows), max(columns, bound_columns)
     except _ZIP_READ_ERRORS as exc:
         raise InputError(
             f"{path} is damaged or incomplete ({exc}): download or export it again."
@@ -603,14 +609,16 @@ def _local_name(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _xlsx_last_value_cell(archive: zipfile.ZipFile, member: str) -> tuple[int, int]:
-    """Return the largest row and column number of a cell holding a value in a sheet's XML."""
+def _xlsx_last_cell(
+    archive: zipfile.ZipFile, member: str, pattern: re.Pattern[bytes]
+) -> tuple[int, int]:
+    """Return the largest row and column number of the cells ``pattern`` finds in a sheet."""
     rows, columns = 0, 0
     carry = b""
     with archive.open(member) as stream:
         while chunk := stream.read(1024 * 1024):
             data = carry + chunk
-            matches = _XLSX_VALUE_CELL.findall(data)
+            matches = pattern.findall(data)
             if matches:
                 letters, digits = zip(*matches, strict=True)
                 rows = max(rows, *map(int, set(digits)))

@@ -23,6 +23,8 @@ from bulkimport.prefetch import PhonePrefetch
 from bulkimport.sources import ReadOptions, SourceTable, open_source
 
 FIRST_PROBLEMS = 20
+# From about this size (some 5,000 rows) phone numbers are parsed on other cores too.
+LARGE_INPUT_BYTES = 384 * 1024
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,16 @@ def checked_rows(
                 defaults=options.defaults,
             )
             phone_cell = normalizer.phone_cell if normalizer.maps_phone else None
-            for row in prefetch.rows(source.table.rows, phone_cell):
+            large = _size(source.table.source) >= LARGE_INPUT_BYTES
+            for row in prefetch.rows(source.table.rows, phone_cell, large=large):
                 yield _check_row(row, normalizer, deduper, options.allow_duplicates)
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def _check_row(

@@ -99,3 +99,23 @@ def test_batched_keeps_order_and_sizes() -> None:
     assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     with pytest.raises(ValueError, match="at least 1"):
         list(batched([1], 0))
+
+
+def test_deduper_finds_people_after_they_moved_into_the_sorted_arrays() -> None:
+    deduper = Deduper()
+    deduper.MERGE_AT = 4  # type: ignore[misc]
+    people = [Contact(phone=f"6391712345{n:02d}") for n in range(10)]
+    for number, person in enumerate(people, start=2):
+        assert deduper.duplicate_of(person, SourceRow("a.csv", "", number, ())) is None
+    assert deduper._keys.size == 8  # two merges happened
+    assert deduper.duplicate_of(people[0], SourceRow("b.csv", "", 5, ())) == (
+        "same number as row 2 of a.csv"
+    )
+    assert (
+        deduper.duplicate_of(people[9], SourceRow("a.csv", "", 30, ())) == "same number as row 11"
+    )
+    existing = Contact(contact_id=17569341)
+    assert deduper.duplicate_of(existing, SourceRow("a.csv", "", 31, ())) is None
+    assert deduper.duplicate_of(existing, SourceRow("a.csv", "", 32, ())) == (
+        "same contact id as row 31"
+    )

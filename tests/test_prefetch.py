@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from bulkimport.contacts import Problem, Rejected, SourceRow
 from bulkimport.phones import PhoneNormalizer, PhonePolicy
 from bulkimport.prefetch import PhonePrefetch
@@ -29,13 +31,20 @@ def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
     assert seen[1][1].code is Problem.PHONE_NOT_A_NUMBER
 
 
-def test_answers_from_workers_are_learned_before_their_row_is_yielded() -> None:
+def test_a_finished_chunk_is_learned_and_an_unfinished_one_is_done_here() -> None:
     phones = PhoneNormalizer(PhonePolicy(country="PH"))
-    with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=50) as prefetch:
-        first = next(prefetch.rows(iter(rows(60)), phone_cell))
-        # The first chunk's answers wait in the normalizer for their rows.
+    chunk = rows(3)
+    raws = [phone_cell(row) for row in chunk]
+    with PhonePrefetch(phones, workers=2) as prefetch:
+        future = prefetch._submit(raws)
+        assert future is not None
+        future.result(timeout=60)
+        assert [r.row for r in prefetch._release((chunk, raws, future))] == [2, 3, 4]
         assert phones._learned["0917 123 4567"] == "639171234567"
-        assert first.row == 2
+        slow: Future[list[str | Rejected]] = Future()  # a worker that has not answered
+        assert len(list(prefetch._release((chunk, raws, slow)))) == 3
+        assert slow.cancelled()
+        assert phones.normalize("0917 123 4567") == "639171234567"
 
 
 def test_small_inputs_and_one_worker_start_no_process() -> None:
@@ -46,3 +55,6 @@ def test_small_inputs_and_one_worker_start_no_process() -> None:
     with PhonePrefetch(phones, workers=2, start_after=100) as prefetch:
         assert len(list(prefetch.rows(iter(rows(50)), phone_cell))) == 50
         assert prefetch._pool is None
+    with PhonePrefetch(phones, workers=2, start_after=100) as prefetch:
+        assert len(list(prefetch.rows(iter(rows(50)), phone_cell, large=True))) == 50
+        assert prefetch._pool is not None  # a large input starts the workers at once
