@@ -116,15 +116,13 @@ class PhonePrefetch:
 
     def _release(self, item: _Chunk) -> Iterator[SourceRow]:
         chunk, raws, future = item
-        if future is not None:
-            # Never wait for a worker: a chunk that is not back yet is normalized here.
-            if future.done():
-                try:
-                    self._phones.learn(raws, future.result())
-                except (OSError, BrokenProcessPool) as error:
-                    self._give_up(error)
-            else:
-                future.cancel()
+        # A chunk no worker has started yet (they are still starting up) is
+        # normalized here; one a worker is on is waited for, not done twice.
+        if future is not None and not future.cancel():
+            try:
+                self._phones.learn(raws, future.result())
+            except (OSError, BrokenProcessPool) as error:
+                self._give_up(error)
         self._seen += len(chunk)
         yield from chunk
 

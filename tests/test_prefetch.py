@@ -41,7 +41,7 @@ def test_a_finished_chunk_is_learned_and_an_unfinished_one_is_done_here() -> Non
         future.result(timeout=60)
         assert [r.row for r in prefetch._release((chunk, raws, future))] == [2, 3, 4]
         assert phones._learned["0917 123 4567"] == "639171234567"
-        slow: Future[list[str | Rejected]] = Future()  # a worker that has not answered
+        slow: Future[list[str | Rejected]] = Future()  # no worker has started it
         assert len(list(prefetch._release((chunk, raws, slow)))) == 3
         assert slow.cancelled()
         assert phones.normalize("0917 123 4567") == "639171234567"
