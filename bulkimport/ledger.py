@@ -517,6 +517,7 @@ class Ledger:
         statuses: Sequence[RowStatus] = SENDABLE,
         source_ids: Sequence[int] | None = None,
         run_id: int | None = None,
+        rows_between: tuple[int, int] | None = None,
     ) -> Iterator[QueuedRow]:
         """Yield rows in ``statuses``, oldest first, a page at a time (safe to update meanwhile)."""
         where = ["engagement_id = ?", f"status IN ({','.join('?' * len(statuses))})"]
@@ -527,6 +528,9 @@ class Ledger:
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
+        if rows_between is not None:
+            where.append("row_number BETWEEN ? AND ?")
+            params.extend(rows_between)
         last = 0
         while True:
             page = self._db.execute(

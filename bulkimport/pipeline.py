@@ -32,7 +32,7 @@ from bulkimport.ledger import (
 from bulkimport.plan import batched
 from bulkimport.retry import ConsecutiveFailures, RetryPolicy
 from bulkimport.send import BatchOutcome, Subscriber, subscribe_batch
-from bulkimport.sources import fingerprint
+from bulkimport.sources import fingerprint, open_source
 from bulkimport.validate import (
     CheckedRow,
     ImportOptions,
@@ -75,7 +75,7 @@ class SendSettings:
 class Progress(Protocol):
     """Where the pipeline reports rows done (a progress bar, log lines, or nothing)."""
 
-    def begin(self, total: int) -> None: ...
+    def begin(self, total: int) -> None: ...  # 0 when not known in advance
     def advance(self, rows: int) -> None: ...
     def end(self) -> None: ...
 
@@ -184,28 +184,29 @@ def run_import(
     summary.recovered = ledger.recover_interrupted()
     with open_sources(paths, options) as sources:
         custom = resolve_custom_fields(sources, sender.client) if _has_custom(sources) else {}
+        _read_through(sources, options)
         summary.run_id = ledger.start_run("run", settings.engagement_id, settings.to_json())
         summary.files = [s.table.source for s in sources]
         source_ids = _register_sources(ledger, summary.run_id, settings.engagement_id, sources)
         summary.source_ids = list(source_ids.values())
+        queued = _record_and_queue(
+            ledger,
+            summary.run_id,
+            settings.engagement_id,
+            source_ids,
+            checked_rows(sources, options, custom_fields=custom),
+            resubscribe=resubscribe,
+        )
         try:
-            _record(
-                ledger,
-                summary.run_id,
-                settings.engagement_id,
-                source_ids,
-                checked_rows(sources, options, custom_fields=custom),
-                resubscribe=resubscribe,
-            )
+            _send(ledger, queued, 0, settings, sender, summary)
+            for _ in queued:  # sending stopped early: record the rest for `retry`
+                pass
         except InputError:
-            # A file that breaks off halfway (bad bytes, an unclosed quote) is refused whole:
-            # the rows read before the break must not go out later with `retry`.
+            # Not expected after _read_through; if a file still breaks off, its unsent
+            # rows must not go out later with `retry`.
             ledger.forget_unsent_rows(summary.run_id, summary.source_ids)
             ledger.finish_run(summary.run_id, int(ExitCode.USAGE))
             raise
-    total = ledger.count_rows(SENDABLE, source_ids=summary.source_ids)
-    queued = ledger.queued_rows(engagement_id=settings.engagement_id, source_ids=summary.source_ids)
-    _send(ledger, queued, total, settings, sender, summary)
     summary.counts = ledger.counts(source_ids=summary.source_ids)
     return _finish(ledger, summary, started)
 
@@ -270,7 +271,20 @@ def _register_sources(
     return ids
 
 
-def _record(
+def _read_through(sources: Sequence[MappedSource], options: ImportOptions) -> None:
+    """Read each text file to its end once, so that one breaking off halfway sends nothing.
+
+    Workbooks need no such pass: they are loaded whole when opened.
+    """
+    for source in sources:
+        if source.table.encoding is None:
+            continue
+        with open_source(Path(source.table.source), options.read) as table:
+            for _ in table.rows:
+                pass
+
+
+def _record_and_queue(
     ledger: Ledger,
     run_id: int,
     engagement_id: int,
@@ -278,8 +292,14 @@ def _record(
     rows: Iterable[CheckedRow],
     *,
     resubscribe: bool,
-) -> None:
-    """Write every checked row to the ledger in chunks, skipping people already handled."""
+) -> Iterator[QueuedRow]:
+    """Record checked rows a chunk at a time, yielding each chunk's sendable rows at once.
+
+    So the first batch leaves after one chunk, and later chunks are read, checked
+    and recorded while earlier batches are on the wire. A row is always recorded
+    before it is queued; rows a resumed import recorded earlier are queued again
+    when their chunk comes round.
+    """
     for chunk in batched(rows, PAGE):
         by_source: dict[str, list[CheckedRow]] = {}
         for checked in chunk:
@@ -298,6 +318,11 @@ def _record(
                 )
             ledger.record_rows(
                 source_id, run_id, engagement_id, [_new_row(c, handled) for c in checked_list]
+            )
+            yield from ledger.queued_rows(
+                engagement_id=engagement_id,
+                source_ids=[source_id],
+                rows_between=(checked_list[0].source_row.row, checked_list[-1].source_row.row),
             )
     for source_id in source_ids.values():
         ledger.complete_source(source_id)

@@ -46,7 +46,8 @@ class BarProgress:
     def begin(self, total: int) -> None:
         self._started = time.monotonic()
         self._bar.start()
-        self._task = self._bar.add_task("send", total=total, rate="-")
+        # 0: not known yet (rows are still being read while the first batches go out).
+        self._task = self._bar.add_task("send", total=total or None, rate="-")
 
     def advance(self, rows: int) -> None:
         self._done += rows
@@ -72,6 +73,8 @@ class LogProgress:
         self._started = self._last = time.monotonic()
         if total:
             log.info("sending %d rows", total)
+        else:
+            log.info("sending rows as they are read")
 
     def advance(self, rows: int) -> None:
         self._done += rows
@@ -79,11 +82,11 @@ class LogProgress:
         if now - self._last >= self._every:
             self._last = now
             rate = self._done / max(now - self._started, 1e-6)
-            log.info("sent %d of %d rows (%.0f rows/s)", self._done, self._total, rate)
+            of = f" of {self._total}" if self._total else ""
+            log.info("sent %d%s rows (%.0f rows/s)", self._done, of, rate)
 
     def end(self) -> None:
-        if self._total:
-            log.info("sent %d of %d rows", self._done, self._total)
+        log.info("sent %d rows", self._done)
 
 
 def progress_for(stream: TextIO, *, quiet: bool = False) -> ProgressSink:

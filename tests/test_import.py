@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
+from bulkimport.api import EngageSparkClient
 from bulkimport.cli import main
 from bulkimport.ledger import Ledger
 from bulkimport.lock import LedgerLock
@@ -227,3 +229,51 @@ def test_a_results_path_that_cannot_be_written_stops_before_sending(
     assert code == 2
     assert ".csv or .xlsx" in output
     assert sandbox.request_count() == 0
+
+
+def _people(path: Path, count: int) -> tuple[Path, set[str]]:
+    lines = [f"P{i},0917 {i // 10000:03d} {i % 10000:04d}" for i in range(count)]
+    phones = {f"63917{i // 10000:03d}{i % 10000:04d}" for i in range(count)}
+    return write_csv(path, "Name,Mobile", *lines), phones
+
+
+@pytest.mark.usefixtures("api_env")
+def test_the_first_batch_leaves_before_the_whole_file_is_recorded(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = _people(tmp_path / "people.csv", 3000)
+    ledger = tmp_path / "l.sqlite"
+    recorded_at_first_request: list[int] = []
+    original = EngageSparkClient.post_subscription
+
+    def spy(self: EngageSparkClient, *args: object, **kwargs: object) -> object:
+        if not recorded_at_first_request:
+            with sqlite3.connect(ledger) as db:
+                recorded_at_first_request.append(
+                    db.execute("SELECT count(*) FROM rows").fetchone()[0]
+                )
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EngageSparkClient, "post_subscription", spy)
+    code, output = invoke("run", str(source), *run_args(sandbox, ledger, "--concurrency", "1"))
+    assert code == 0, output
+    assert recorded_at_first_request[0] < 3000
+    assert "subscribed 3,000" in output
+
+
+@pytest.mark.usefixtures("api_env")
+def test_a_run_stopped_early_still_records_every_row_for_retry(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, phones = _people(tmp_path / "people.csv", 2500)
+    ledger = tmp_path / "l.sqlite"
+    monkeypatch.setenv("ENGAGESPARK_API_KEY", "wrong-key")
+    code, output = invoke("run", str(source), *run_args(sandbox, ledger, "--concurrency", "1"))
+    assert code == 3, output
+    assert "pending 2,500" in output
+    source.unlink()  # retry needs only the ledger
+    monkeypatch.setenv("ENGAGESPARK_API_KEY", SANDBOX_TOKEN)
+    code, output = invoke("retry", "--ledger", str(ledger), "--json")
+    assert code == 0, output
+    assert json.loads(output.strip().splitlines()[-1])["rows"] == {"subscribed": 2500}
+    assert all(len(sandbox.contacts_for(p)) == 1 for p in phones)
