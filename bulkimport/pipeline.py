@@ -199,8 +199,11 @@ def run_import(
         )
         try:
             _send(ledger, queued, 0, settings, sender, summary)
-            for _ in queued:  # sending stopped early: record the rest for `retry`
-                pass
+            if not sender.stop.is_set():
+                # Refused or API down: record the rest so `retry` can finish without
+                # the file. (Stopped on request: the same command continues instead.)
+                for _ in queued:
+                    pass
         except InputError:
             # Not expected after _read_through; if a file still breaks off, its unsent
             # rows must not go out later with `retry`.
