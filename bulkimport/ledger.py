@@ -330,12 +330,6 @@ class Ledger:
             raise LedgerError(f"There is no run {run_id} in {self.path}: see `bulkimport status`.")
         return int(found[0]), json.loads(found[1])
 
-    def last_run_id(self) -> int | None:
-        found = self._db.execute("SELECT max(id) FROM runs").fetchone()
-        return None if found[0] is None else int(found[0])
-
-    # Sources ------------------------------------------------------------------
-
     def unfinished_source(self, sha256: str, sheet: str, engagement_id: int) -> int | None:
         """Return the id of an earlier import of this exact file that is not settled yet."""
         found = self._db.execute(
@@ -656,11 +650,6 @@ class Ledger:
         else:
             query, params = "SELECT status, count(*) FROM rows GROUP BY status", ()
         return Counter({status: n for status, n in self._db.execute(query, params)})
-
-    def count_rows(self, statuses: Sequence[RowStatus], *, source_ids: Sequence[int]) -> int:
-        """Count the rows of some sources that are in ``statuses``."""
-        counts = self.counts(source_ids=source_ids)
-        return sum(counts[s.value] for s in statuses)
 
     def sources_of_rows(self, row_ids: Sequence[int]) -> list[int]:
         """Return the distinct sources of some rows."""
