@@ -609,7 +609,15 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
         hints.append(f"fix the invalid rows (reasons in {where}) and run the file again.")
     if counts["failed"]:
         hints.append("the server rejected some rows; their reasons are in the results.")
-    if counts["pending"] or counts["unknown"] or counts["sending"]:
+    if summary.refused_status == 404:
+        # retry would send to the same engagement: the rows must go to the right one.
+        hints.append(
+            "run the file again with the right --engagement; the rows recorded for "
+            f"engagement {summary.engagement_id} stay pending."
+        )
+    elif summary.refused:
+        hints.append("fix what the message above says, then `bulkimport retry`.")
+    elif counts["pending"] or counts["unknown"] or counts["sending"]:
         hints.append("`bulkimport retry` sends the rows left pending or unknown.")
     return hints
 

@@ -110,6 +110,7 @@ class RunSummary:
     recovered: int = 0
     stopped: str = ""  # why sending stopped early, in a sentence
     refused: bool = False
+    refused_status: int | None = None  # 401 key, 402 funds, 403 organization, 404 engagement
     unavailable: bool = False
     exit_code: ExitCode = ExitCode.OK
     dry_run: bool = False
@@ -445,6 +446,7 @@ def _send(
     elif sender.stop.is_set():
         summary.stopped = "Stopped on request: run the same command again to continue."
     summary.refused = refused is not None
+    summary.refused_status = refused.status if refused else None
     summary.unavailable = breaker.tripped
 
 

@@ -98,6 +98,7 @@ def test_a_wrong_key_stops_after_one_request_and_retry_finishes(
     code, output = invoke("run", str(applicants), *run_args(sandbox, ledger, "--batch-size", "10"))
     assert code == 3, output
     assert "API key was refused" in output
+    assert "Next: fix what the message above says, then `bulkimport retry`." in output
     assert sandbox.request_count() <= 2  # at most the batches already in flight
     assert sandbox.contact_count() == 0
     monkeypatch.setenv("ENGAGESPARK_API_KEY", SANDBOX_TOKEN)
@@ -277,3 +278,17 @@ def test_a_run_stopped_early_still_records_every_row_for_retry(
     assert code == 0, output
     assert json.loads(output.strip().splitlines()[-1])["rows"] == {"subscribed": 2500}
     assert all(len(sandbox.contacts_for(p)) == 1 for p in phones)
+
+
+@pytest.mark.usefixtures("api_env")
+def test_an_unknown_engagement_points_to_the_right_engagement_not_to_retry(
+    sandbox: Sandbox, applicants: Path, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.sqlite"
+    args = run_args(sandbox, ledger)
+    args[1] = "999"  # --engagement 999 does not exist on the sandbox
+    code, output = invoke("run", str(applicants), *args)
+    assert code == 3
+    assert "Engagement 999 was not found" in output
+    assert "Next: run the file again with the right --engagement" in output
+    assert "bulkimport retry` sends" not in output
