@@ -6,7 +6,7 @@ and an exit code. Every message is one sentence that says what to do.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class ExitCode(IntEnum):
@@ -42,14 +42,33 @@ class LedgerLocked(BulkImportError):
     exit_code = ExitCode.LOCKED
 
 
+class LedgerBusy(LedgerError):
+    """Another program holds a write transaction on the ledger (SQLite is busy)."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class RefusalCause(StrEnum):
+    """Why a run cannot go on until a person fixes something."""
+
+    KEY = "key"  # 401: the API key was refused
+    FUNDS = "funds"  # 402: no balance left
+    ACCESS = "access"  # 403: wrong organization or no permission
+    ENGAGEMENT = "engagement"  # the API's own 404: no such engagement
+    SETTING = "setting"  # wrong API URL, a TLS failure, a 3xx or a 404 that is not the API's
+
+
 class ApiRefused(BulkImportError):
-    """The API refused the whole run (401, 402, 403, 404): retrying will not help."""
+    """The API (or the way to it) refused the whole run: retrying will not help."""
 
     exit_code = ExitCode.API_REFUSED
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, cause: RefusalCause | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.cause = cause
 
 
 class ApiUnavailable(BulkImportError):
