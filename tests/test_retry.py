@@ -5,12 +5,19 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterable
 
 import pytest
 
 from bulkimport.api import AttemptKind, AttemptResult
-from bulkimport.retry import ConsecutiveFailures, RetryPolicy, TransientFailure
+from bulkimport.retry import (
+    ConsecutiveFailures,
+    RetryPolicy,
+    StopRequested,
+    TransientFailure,
+    describe_wait,
+)
 
 
 def attempt(
@@ -121,13 +128,95 @@ def test_jittered_waits_stay_inside_the_window() -> None:
 
 
 @pytest.mark.parametrize(
-    ("retry_after", "expected"), [(7.0, 7.0), (0.0, 0.0), (500.0, 120.0), (-5.0, 0.0)]
+    ("retry_after", "expected"), [(7.0, 7.0), (0.0, 0.0), (120.0, 120.0), (-5.0, 0.0)]
 )
-def test_retry_after_is_honoured_and_clamped(retry_after: float, expected: float) -> None:
+def test_retry_after_is_honoured_up_to_the_cap(retry_after: float, expected: float) -> None:
     policy, sleeps = recording_policy(backoff_base=0.5, budget_seconds=1000)
     script = Script([attempt(AttemptKind.NOT_PROCESSED, 429, retry_after), CREATED])
     assert policy.retrying("1")(script) is CREATED
     assert sleeps == [expected]
+
+
+@pytest.mark.parametrize("retry_after", [120.5, 999999.0])
+def test_a_retry_after_beyond_the_cap_is_not_waited_for(retry_after: float) -> None:
+    policy, sleeps = recording_policy(backoff_base=0.5, budget_seconds=10**7)
+    asks = attempt(AttemptKind.NOT_PROCESSED, 429, retry_after)
+    script = Script([asks, CREATED])
+    with pytest.raises(TransientFailure) as failure:
+        policy.retrying("1")(script)
+    assert (sleeps, script.calls) == ([], 1)
+    assert policy.wait_beyond_cap(failure.value.result) == retry_after
+    assert policy.wait_beyond_cap(attempt(AttemptKind.NOT_PROCESSED, 429, 120.0)) is None
+    assert policy.wait_beyond_cap(THROTTLED) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0.4, "0 seconds"),
+        (1, "1 second"),
+        (119, "119 seconds"),
+        (600, "10 minutes"),
+        (7200, "2 hours"),
+        (47 * 3600, "47 hours"),
+        (999999, "11 days"),
+    ],
+)
+def test_a_wait_is_described_in_words(seconds: float, words: str) -> None:
+    assert describe_wait(seconds) == words
+
+
+def test_a_stop_event_ends_a_real_wait_at_once() -> None:
+    stop = threading.Event()
+    policy = RetryPolicy(backoff_base=0, retry_after_cap=600, budget_seconds=1000).with_stop(stop)
+    script = Script([attempt(AttemptKind.NOT_PROCESSED, 429, retry_after=300), CREATED])
+    setter = threading.Timer(0.1, stop.set)
+    setter.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StopRequested):
+            policy.retrying("1")(script)
+    finally:
+        setter.cancel()
+    # The wait asked for 300 s; it ended when the stop came, and nothing was tried again.
+    assert time.monotonic() - started < 5
+    assert script.calls == 1
+    assert policy.stopped
+
+
+def test_a_set_stop_event_means_no_retry_and_no_sleep() -> None:
+    stop = threading.Event()
+    policy, sleeps = recording_policy(backoff_base=0)
+    bound = policy.with_stop(stop)
+    stop.set()
+    script = Script([THROTTLED, CREATED])
+    with pytest.raises(TransientFailure):
+        bound.retrying("1")(script)
+    assert (script.calls, sleeps) == (1, [])
+    # The policy it was made from is left unbound.
+    assert not policy.stopped
+    assert policy.retrying("1")(Script([THROTTLED, CREATED])) is CREATED
+
+
+def test_an_injected_sleep_still_records_waits_when_a_stop_is_bound() -> None:
+    policy, sleeps = recording_policy(backoff_base=0)
+    bound = policy.with_stop(threading.Event())
+    script = Script([attempt(AttemptKind.NOT_PROCESSED, 429, retry_after=3), CREATED])
+    assert bound.retrying("1")(script) is CREATED
+    assert sleeps == [3]
+
+
+def test_a_stop_during_an_injected_sleep_starts_no_attempt() -> None:
+    stop = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        stop.set()
+
+    policy = RetryPolicy(backoff_base=0, sleep=sleep).with_stop(stop)
+    script = Script([THROTTLED, CREATED])
+    with pytest.raises(StopRequested):
+        policy.retrying("1")(script)
+    assert script.calls == 1
 
 
 def test_without_retry_after_the_backoff_applies(monkeypatch: pytest.MonkeyPatch) -> None:
