@@ -7,8 +7,12 @@ rows is decided here, in :func:`classify_status` and :func:`classify_transport`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import re
+import socket
 import ssl
 import threading
 import time
@@ -17,14 +21,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Retry
+from urllib3.util.ssl_match_hostname import CertificateError
 
-from bulkimport.errors import ApiRefused, ApiUnavailable, InputError
+from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 
 DEFAULT_API_URL = "https://start.engagespark.com/api/v1"
 MESSAGE_LIMIT = 200
@@ -46,16 +53,38 @@ USER_AGENT = _user_agent()
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds to wait for a connection and then for each read of the answer."""
+    """Seconds to wait for a connection, for each read, and for the whole answer.
+
+    ``read`` bounds each wait for bytes; ``total`` (the read timeout when None)
+    bounds the whole answer, so a server that trickles a byte at a time cannot
+    hold an attempt longer than ``connect + total`` seconds.
+    """
 
     connect: float = 5.0
     read: float = 30.0
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.connect, self.read, self.answer):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError("timeouts must be positive numbers of seconds")
+
+    @property
+    def answer(self) -> float:
+        """Return the seconds the whole answer may take once connected (``total`` or ``read``)."""
+        return self.read if self.total is None else self.total
+
+    @property
+    def deadline(self) -> float:
+        """Return the seconds after which an attempt is cut off: connect plus answer."""
+        return self.connect + self.answer
 
 
 class AttemptKind(StrEnum):
     """What one attempt means for the contacts it carried."""
 
     CREATED = "created"  # the server answered with the contacts it subscribed
+    ACCEPTED = "accepted"  # a 2xx that lists no contacts: processed, never sent again on its own
     NOT_PROCESSED = "not_processed"  # surely nothing happened: safe to send again
     MAYBE_PROCESSED = "maybe_processed"  # the request left; contacts may exist now
     REJECTED = "rejected"  # the server refused this batch's content
@@ -74,6 +103,7 @@ class AttemptResult:
     retry_after: float | None
     duration: float
     started_at: float
+    cause: RefusalCause | None = None  # set on every REFUSED result
 
     @property
     def is_transient(self) -> bool:
@@ -118,8 +148,8 @@ def subscription_body(contacts: Sequence[Mapping[str, Any]]) -> Any:
 def classify_status(status: int) -> AttemptKind:
     """Return the kind of an attempt the server answered with ``status``.
 
-    A 2xx is only CREATED once its body is known to carry ``data``; the caller
-    downgrades it to MAYBE_PROCESSED otherwise.
+    A 2xx is CREATED: the server took the batch. It becomes ACCEPTED when its
+    body lists no contacts (see :meth:`EngageSparkClient._classify_response`).
     """
     if 200 <= status < 300:
         return AttemptKind.CREATED
@@ -130,6 +160,29 @@ def classify_status(status: int) -> AttemptKind:
     if status in (401, 402, 403, 404) or 300 <= status < 400:
         return AttemptKind.REFUSED
     return AttemptKind.REJECTED
+
+
+def refusal_cause(status: int, body: Any, engagement_id: int | None) -> RefusalCause:
+    """Return why a refused answer stops the run.
+
+    Only a 404 in the API's own JSON (``{"error": ...}``) on a subscription
+    means the engagement does not exist; any other 404 or a 3xx comes from
+    something that is not the API (a proxy, a wrong path): the URL is wrong.
+    """
+    if status == 401:
+        return RefusalCause.KEY
+    if status == 402:
+        return RefusalCause.FUNDS
+    if status == 403:
+        return RefusalCause.ACCESS
+    if status == 404 and engagement_id is not None and _is_api_error(body):
+        return RefusalCause.ENGAGEMENT
+    return RefusalCause.SETTING
+
+
+def _is_api_error(body: Any) -> bool:
+    """Return whether a body is the API's JSON error, ``{"error": "..."}``."""
+    return isinstance(body, dict) and isinstance(body.get("error"), str)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -151,21 +204,47 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         pending.extend(item for item in wrapped if isinstance(item, BaseException))
 
 
+class TlsHandshakeFailed(urllib3.exceptions.SSLError):
+    """The TLS handshake failed: the connection never carried a byte of the request.
+
+    Raised from the connection pool while connecting, so that it can be told
+    apart from a TLS error while reading an answer (which may follow a request
+    the server processed). It subclasses urllib3's SSLError so that urllib3 and
+    requests wrap it as they wrap any TLS error.
+    """
+
+
 # Failures that happen before a byte of the request leaves: nothing was processed.
 _NOTHING_SENT = (
     urllib3.exceptions.NewConnectionError,  # includes NameResolutionError
     urllib3.exceptions.ConnectTimeoutError,
     ConnectionRefusedError,
-    ssl.SSLCertVerificationError,
+)
+
+# requests raises these while preparing a request, before any byte leaves; sending
+# the same request again fails the same way, so they stop the run as a setting error.
+_NOT_BUILT = (
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidURL,  # includes InvalidProxyURL
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
 )
 
 
 def classify_transport(exc: requests.RequestException) -> AttemptKind:
-    """Return NOT_PROCESSED when the request surely never left, else MAYBE_PROCESSED.
+    """Return what a transport failure means for the contacts of the attempt.
 
-    Anything unrecognised counts as maybe processed: re-sending it with reuse on
-    is safe, while calling it not processed could message a person twice.
+    REFUSED when the request could not be built or TLS failed before it left
+    (a setting is wrong, sending again cannot help); NOT_PROCESSED when it surely
+    never left; MAYBE_PROCESSED otherwise. Anything unrecognised counts as maybe
+    processed: re-sending it with reuse on is safe, while calling it not
+    processed could message a person twice.
     """
+    if isinstance(exc, _NOT_BUILT):
+        return AttemptKind.REFUSED
+    if any(isinstance(cause, TlsHandshakeFailed) for cause in _causes(exc)):
+        return AttemptKind.REFUSED
     if isinstance(exc, requests.ConnectTimeout):
         return AttemptKind.NOT_PROCESSED
     if isinstance(exc, requests.Timeout | requests.exceptions.ChunkedEncodingError):
@@ -221,34 +300,114 @@ def _bad_index(body: Any) -> int | None:
     return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
-def _data_list(body: Any) -> list[dict[str, Any]] | None:
-    """Return the contacts of a success body, or None when it has no ``data`` list."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+def _contact_list(body: Any) -> list[dict[str, Any]] | None:
+    """Return the contacts of a success body, or None when it lists none.
+
+    The documented body is ``{"data": [...]}``; a gateway that unwraps ``data``
+    answers the bare list, whose objects are contacts all the same.
+    """
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        items = body["data"]
+    elif isinstance(body, list):
+        items = body
+    else:
         return None
-    return [item for item in body["data"] if isinstance(item, dict)]
+    return [item for item in items if isinstance(item, dict)]
 
 
-def refusal_message(status: int, server_text: str, engagement_id: int | None) -> str:
-    """Return one sentence that tells the user how to fix a refused run."""
+def _shown_url(url: str | None) -> str:
+    """Return ``url`` fit for a message: no user, password, query or fragment."""
+    if not url:
+        return "the API URL"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "the API URL"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))[:MESSAGE_LIMIT]
+
+
+def refusal_message(
+    status: int,
+    server_text: str,
+    engagement_id: int | None,
+    *,
+    cause: RefusalCause | None = None,
+    url: str | None = None,
+    location: str | None = None,
+) -> str:
+    """Return one sentence that tells the user how to fix a refused run.
+
+    ``cause`` defaults to what ``status`` alone says (a 404 then counts as the
+    engagement's); ``url`` is the address that answered and ``location`` the
+    target of a redirect, both named in a message about a wrong URL.
+    """
+    if cause is None:
+        guess = {"error": server_text} if status == 404 else None
+        cause = refusal_cause(status, guess, engagement_id)
     said = f" (the server said: {server_text})" if server_text else ""
-    if status == 401:
+    if cause is RefusalCause.KEY:
         return f"The API key was refused{said}: check ENGAGESPARK_API_KEY or the key file."
-    if status == 402:
+    if cause is RefusalCause.FUNDS:
         return (
             f"engageSPARK refused for lack of funds{said}: top up your engageSPARK balance, "
             "then run `bulkimport retry`."
         )
-    if status == 403:
+    if cause is RefusalCause.ACCESS:
         return (
             f"engageSPARK refused access{said}: use an API key of the organization that owns "
             "the engagement, with permission to subscribe contacts."
         )
-    if status == 404 and engagement_id is not None:
+    if cause is RefusalCause.ENGAGEMENT:
         return (
             f"Engagement {engagement_id} was not found{said}: "
             "check the id and that the engagement is RUNNING."
         )
-    return f"The API answered {status}{said}: check the API URL (the default is {DEFAULT_API_URL})."
+    moved = f", redirecting to {_shown_url(location)}" if location else ""
+    return (
+        f"{_shown_url(url)} answered {status}{moved}{said}, which is not the engageSPARK "
+        f"API: check the API URL (the default is {DEFAULT_API_URL})."
+    )
+
+
+def _tls_message(exc: requests.RequestException, url: str) -> str:
+    """Return the sentence for a TLS handshake that failed, with the TLS library's reason."""
+    reason = ""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_message:
+            reason = cause.verify_message
+            break
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            reason = str(cause.reason)
+            break
+        if isinstance(cause, OSError | CertificateError) and not reason:
+            reason = type(cause).__name__
+    detail = f" ({reason})" if reason else ""
+    return (
+        f"TLS failed talking to {_shown_url(url)}{detail}: "
+        "check the API URL (http or https?) and that its certificate is trusted."
+    )
+
+
+def _not_built_message(exc: requests.RequestException) -> str:
+    """Return the sentence for a request requests refused to build, without its text.
+
+    The text of InvalidHeader holds the header, the API key included; the text
+    of InvalidURL may hold a password in the URL. Neither is repeated.
+    """
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        return (
+            "The API key cannot be sent in an HTTP header (it holds a character headers "
+            "cannot carry): check ENGAGESPARK_API_KEY or the key file."
+        )
+    return (
+        f"The API URL cannot be used ({type(exc).__name__}): check it "
+        f"(the default is {DEFAULT_API_URL})."
+    )
 
 
 def _transport_message(exc: requests.RequestException) -> str:
@@ -261,6 +420,154 @@ def _transport_message(exc: requests.RequestException) -> str:
         root = inner
     detail = str(root) or type(root).__name__
     return f"{type(exc).__name__}: {detail}"
+
+
+# Whatever follows "Token" in a text is taken for a key, whichever key it is.
+_TOKEN_VALUE = re.compile(r"(Token\s+)[^\s'\",;)}\]]+", re.IGNORECASE)
+
+
+def _redact_tokens(text: str) -> str:
+    """Return ``text`` with the value after every ``Token`` replaced by ``***``."""
+    return _TOKEN_VALUE.sub(r"\1***", text)
+
+
+def _check_api_key(key: str, source: str) -> str:
+    """Return the key without surrounding whitespace, or raise InputError if it cannot be sent.
+
+    A key must be printable ASCII without spaces: anything else cannot go in an
+    HTTP header, or came from a file that holds more than the key. The message
+    never shows the key.
+
+    Mirrors :func:`bulkimport.credentials.check_api_key` until that is the one check.
+    """
+    stripped = key.strip(" \t\r\n")  # what editors and shells add; anything else is refused
+    if not stripped:
+        raise InputError("The API key is empty: set ENGAGESPARK_API_KEY or give a key file.")
+    if not all("!" <= char <= "~" for char in stripped):
+        raise InputError(
+            f"The API key from {source} holds a space, line break, control or non-ASCII "
+            "character: put only the key in ENGAGESPARK_API_KEY or the key file."
+        )
+    return stripped
+
+
+class _AttemptWatch:
+    """Cuts one attempt's connection when its deadline passes, whatever it is waiting for.
+
+    urllib3's read timeout bounds each recv, so an answer that trickles in a
+    byte at a time never times out. A timer shuts the socket down instead; the
+    blocked read then ends at once and requests raises.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._connection: HTTPConnection | None = None
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.name = "bulkimport-deadline"
+        self._timer.daemon = True
+
+    def __enter__(self) -> _AttemptWatch:
+        _watches.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _watches.current = None
+        self._timer.cancel()
+        self._timer.join()  # leaves no thread behind, and makes ``expired`` final
+        with self._lock:
+            self._connection = None
+
+    @property
+    def expired(self) -> bool:
+        """Return whether the deadline passed while the attempt ran."""
+        with self._lock:
+            return self._expired
+
+    def watch(self, connection: HTTPConnection) -> None:
+        """Remember the connection this attempt uses (cut at once if already late)."""
+        with self._lock:
+            self._connection = connection
+            if self._expired:
+                _shut_down(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            if self._connection is not None:
+                _shut_down(self._connection)
+
+
+def _shut_down(connection: HTTPConnection) -> None:
+    """Shut the connection's socket down both ways, so a read blocked on it returns."""
+    sock = connection.sock
+    if isinstance(sock, socket.socket):
+        # socket.socket's own shutdown: SSLSocket.shutdown would also drop its TLS
+        # object under the reading thread's feet. OSError: already closed.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watches(threading.local):
+    current: _AttemptWatch | None = None
+
+
+_watches = _Watches()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    """A pool that hands each connection it gives out to the running attempt's watch."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        watch = _watches.current
+        if watch is not None and isinstance(connection, HTTPConnection):
+            watch.watch(connection)
+        return connection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    """An HTTPS pool that watches its connections and tells a failed handshake apart."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        watch = _watches.current
+        if watch is not None and isinstance(connection, HTTPConnection):
+            watch.watch(connection)
+        return connection
+
+    def _validate_conn(self, conn: Any) -> None:
+        # urllib3 connects (TCP, then TLS) here, before a byte of the request is
+        # written. TCP failures already come out as urllib3's own errors.
+        try:
+            super()._validate_conn(conn)
+        except (ssl.SSLError, CertificateError, ConnectionError) as err:
+            raise TlsHandshakeFailed(f"TLS handshake failed: {type(err).__name__}") from err
+        except TimeoutError as err:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                conn, "the TLS handshake timed out"
+            ) from err
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools report their connections to the running attempt's watch."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.PoolManager) and not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+_WATCHED_POOLS: dict[str, type[HTTPConnectionPool]] = {
+    "http": _WatchedHTTPPool,
+    "https": _WatchedHTTPSPool,
+}
 
 
 class _ThreadSessions(threading.local):
@@ -289,9 +596,8 @@ class EngageSparkClient:
                 f"The API URL {base_url!r} is not an http(s) address: "
                 f"give one like {DEFAULT_API_URL}."
             )
-        if not api_key.strip():
-            raise InputError("The API key is empty: set ENGAGESPARK_API_KEY or give a key file.")
-        self._api_key = api_key.strip()
+        # TODO(credentials): use bulkimport.credentials.check_api_key once it exists.
+        self._api_key = _check_api_key(api_key, "the environment or key file")
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self._local = _ThreadSessions()
@@ -309,7 +615,7 @@ class EngageSparkClient:
         if session is None:
             session = requests.Session()
             # requests already defaults to no retries; say so, retrying is retry.py's job.
-            adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+            adapter = _WatchedAdapter(max_retries=Retry(total=0, read=False, redirect=False))
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update(
@@ -357,29 +663,58 @@ class EngageSparkClient:
         clock = time.monotonic()
         data = None if body is None else json.dumps(body).encode("utf-8")
         headers = {} if body is None else {"Content-Type": "application/json"}
-        try:
-            response = self._session().request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=(self.timeouts.connect, self.timeouts.read),
-                allow_redirects=False,
+        timeouts = self.timeouts
+        response: requests.Response | None = None
+        failure: requests.RequestException | None = None
+        with _AttemptWatch(timeouts.deadline) as watch:
+            try:
+                response = self._session().request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=(timeouts.connect, timeouts.read),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                failure = exc
+        if response is not None and not watch.expired:
+            return self._classify_response(response, started_at, clock, engagement_id)
+        kind, cause, message = AttemptKind.MAYBE_PROCESSED, None, ""
+        if failure is not None:
+            kind, message = self._classify_failure(failure, url)
+            cause = RefusalCause.SETTING if kind is AttemptKind.REFUSED else None
+        if watch.expired and kind is not AttemptKind.NOT_PROCESSED:
+            # Cut off by the deadline: whatever arrived (or seemed to end the answer
+            # when the socket closed) is not a whole answer.
+            kind, cause = AttemptKind.MAYBE_PROCESSED, None
+            message = (
+                f"no complete answer within {timeouts.answer:g} s "
+                f"(plus {timeouts.connect:g} s to connect)"
             )
-        except requests.RequestException as exc:
-            message = _transport_message(exc)
-            return AttemptResult(
-                kind=classify_transport(exc),
-                status_code=None,
-                data=[],
-                message=self._redact(message)[:MESSAGE_LIMIT],
-                bad_index=None,
-                retry_after=None,
-                duration=time.monotonic() - clock,
-                started_at=started_at,
-            )
-        return self._classify_response(response, started_at, clock, engagement_id)
+        return AttemptResult(
+            kind=kind,
+            status_code=None,
+            data=[],
+            message=message[:MESSAGE_LIMIT],
+            bad_index=None,
+            retry_after=None,
+            duration=time.monotonic() - clock,
+            started_at=started_at,
+            cause=cause,
+        )
+
+    def _classify_failure(
+        self, failure: requests.RequestException, url: str
+    ) -> tuple[AttemptKind, str]:
+        """Return the kind of a transport failure and its message, with no header in it."""
+        kind = classify_transport(failure)
+        if isinstance(failure, _NOT_BUILT):
+            return kind, _not_built_message(failure)
+        if kind is AttemptKind.REFUSED:
+            return kind, _tls_message(failure, url)
+        return kind, _redact_tokens(self._redact(_transport_message(failure)))
 
     def _classify_response(
         self,
@@ -392,13 +727,29 @@ class EngageSparkClient:
         body, text = _parse_body(response)
         status = response.status_code
         kind = classify_status(status)
-        contacts = _data_list(body) if kind is AttemptKind.CREATED else []
+        contacts: list[dict[str, Any]] = []
+        cause: RefusalCause | None = None
         server_text = "" if kind is AttemptKind.CREATED else _error_text(body, text)
-        if contacts is None:
-            kind, contacts = AttemptKind.MAYBE_PROCESSED, []
-            server_text = f"the answer carried no contact list: {_error_text(body, text)}"
-        if kind is AttemptKind.REFUSED:
-            server_text = refusal_message(status, server_text, engagement_id)
+        if kind is AttemptKind.CREATED:
+            listed = _contact_list(body)
+            if listed is None:
+                # The server took the batch; sending it again could message everyone
+                # twice, so the rows it does not name stay unknown instead.
+                kind = AttemptKind.ACCEPTED
+                shown = _error_text(body, text)
+                server_text = "the answer named no contacts" + (f": {shown}" if shown else "")
+            else:
+                contacts = listed
+        elif kind is AttemptKind.REFUSED:
+            cause = refusal_cause(status, body, engagement_id)
+            server_text = refusal_message(
+                status,
+                server_text,
+                engagement_id,
+                cause=cause,
+                url=response.url,
+                location=response.headers.get("Location"),
+            )
         return AttemptResult(
             kind=kind,
             status_code=status,
@@ -408,6 +759,7 @@ class EngageSparkClient:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             duration=time.monotonic() - clock,
             started_at=started_at,
+            cause=cause,
         )
 
     def post_subscription(
@@ -436,7 +788,7 @@ class EngageSparkClient:
         """Return the organization's custom fields (``GET {base}/customfields``)."""
         result = self._attempt("GET", f"{self.base_url}/customfields")
         if result.kind is AttemptKind.REFUSED:
-            raise ApiRefused(result.message, result.status_code)
+            raise ApiRefused(result.message, result.status_code, result.cause)
         if result.kind is not AttemptKind.CREATED:
             raise ApiUnavailable(
                 f"engageSPARK did not list the custom fields ({result.describe()}: "

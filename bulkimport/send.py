@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bulkimport.api import AttemptKind, AttemptResult, EngageSparkClient, is_existing_contact
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused
-from bulkimport.retry import RetryPolicy, TransientFailure
+from bulkimport.retry import RetryPolicy, StopRequested, TransientFailure, describe_wait
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,37 @@ class SentAttempt:
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """The end of one batch: one outcome per subscriber in input order, and every attempt."""
+    """The end of one batch: one outcome per subscriber in input order, and every attempt.
+
+    ``refused`` carries its :class:`~bulkimport.errors.RefusalCause`; ``stop_reason``
+    is a sentence when the whole run should stop sending now (the API asked for a
+    wait longer than the policy waits), else None.
+    """
 
     rows: tuple[RowOutcome, ...]
     attempts: tuple[SentAttempt, ...]
     refused: ApiRefused | None
     unavailable: bool
+    stop_reason: str | None = None
+
+
+@dataclass
+class _Split:
+    """The two halves of a part rejected without an index, while they are being sent.
+
+    A half rejected with its parent's message is held until its sibling has
+    answered too: when both were, every part fails alike and splitting further
+    would cost a request per row for nothing.
+    """
+
+    reason: str
+    unanswered: int = 2
+    held: list[list[int]] = field(default_factory=list)
+
+
+EVERY_PART_REJECTED = "every part of the batch was rejected the same way"
+STOPPED_BEFORE_SENT = "the run stopped before this batch was sent"
+STOPPED_BEFORE_RESENT = "the run stopped before this batch was sent again"
 
 
 def _digits(value: object) -> str:
@@ -94,39 +119,52 @@ class _BatchRun:
         self.attempts: list[SentAttempt] = []
         self.refused: ApiRefused | None = None
         self.unavailable = False
+        self.stop_reason: str | None = None
+        self.parts: deque[tuple[list[int], _Split | None]] = deque()
 
     def run(self) -> BatchOutcome:
         """Send every part until each row has an outcome, and return them."""
-        parts: deque[list[int]] = deque([list(range(len(self.subscribers)))])
+        parts = self.parts
+        parts.append((list(range(len(self.subscribers))), None))
         sent_parts = 0
         while parts:
-            part = parts.popleft()
+            part, split = parts.popleft()
             label = self.label if sent_parts == 0 else f"{self.label}.{sent_parts}"
             sent_parts += 1
             try:
                 result = self.policy.retrying(label)(self._attempt, part)
-            except TransientFailure as failure:
-                self.unavailable = True
-                reason = f"the API stayed unavailable (last: {_said(failure.result)})"
-                self._settle_unsent([part, *parts], reason)
+            except StopRequested:
+                self._stop_unsent(part, split)
                 break
-            if result.kind is AttemptKind.CREATED:
+            except TransientFailure as failure:
+                if self.policy.stopped:
+                    self._stop_unsent(part, split)
+                else:
+                    self._give_up(part, split, failure.result, label)
+                break
+            if result.kind in (AttemptKind.CREATED, AttemptKind.ACCEPTED):
                 self._match(part, result)
+                self._sibling_answered(split)
             elif result.kind is AttemptKind.REJECTED:
-                parts.extendleft(reversed(self._narrow(part, result)))
+                self._reject(part, split, result)
             else:  # REFUSED: the only kind left, transient ones were retried
-                self.refused = ApiRefused(result.message, result.status_code)
-                self._settle_unsent([part, *parts], result.message)
+                self.refused = ApiRefused(result.message, result.status_code, result.cause)
+                self._settle_unsent(self._unsent(part, split), result.message)
                 break
         return BatchOutcome(
             rows=tuple(self.outcomes[position] for position in range(len(self.subscribers))),
             attempts=tuple(self.attempts),
             refused=self.refused,
             unavailable=self.unavailable,
+            stop_reason=self.stop_reason,
         )
 
     def _attempt(self, part: list[int]) -> AttemptResult:
         """POST one part once; raise TransientFailure when it is worth sending again."""
+        if self.policy.stopped:
+            # Checked before every POST: tenacity checks its stop only before a wait,
+            # and the request to stop may come during one.
+            raise StopRequested
         reuse = self.reuse
         contacts = [self.subscribers[position].payload for position in part]
         result = self.client.post_subscription(self.engagement_id, contacts, reuse=reuse)
@@ -140,6 +178,39 @@ class _BatchRun:
         if result.is_transient:
             raise TransientFailure(result)
         return result
+
+    def _unsent(self, part: list[int], split: _Split | None) -> list[list[int]]:
+        """Return ``part`` and every part still waiting, held halves included."""
+        unsent = [part, *(waiting for waiting, _ in self.parts)]
+        # A held half waits for its sibling, which is this part or one still queued.
+        splits = {id(each): each for each in (split, *(s for _, s in self.parts)) if each}
+        unsent.extend(half for each in splits.values() for half in each.held)
+        self.parts.clear()
+        return unsent
+
+    def _give_up(
+        self, part: list[int], split: _Split | None, result: AttemptResult, label: str
+    ) -> None:
+        """Leave the rows unsent after the retries ran out, or the server asked to wait."""
+        asked = self.policy.wait_beyond_cap(result)
+        if asked is None:
+            self.unavailable = True
+            reason = f"the API stayed unavailable (last: {_said(result)})"
+        else:
+            wait = describe_wait(asked)
+            log.warning("batch %s: the API asks to wait %s: stopping; retry later", label, wait)
+            self.unavailable = True
+            self.stop_reason = (
+                f"The API asks to wait {wait} before it takes more: sending stopped; "
+                "run `bulkimport retry` later."
+            )
+            reason = f"the API asks to wait {wait} (last: {_said(result)})"
+        self._settle_unsent(self._unsent(part, split), reason)
+
+    def _stop_unsent(self, part: list[int], split: _Split | None) -> None:
+        """Leave the rows unsent because the run was asked to stop."""
+        reason = STOPPED_BEFORE_RESENT if self.attempts else STOPPED_BEFORE_SENT
+        self._settle_unsent(self._unsent(part, split), reason)
 
     def _settle(
         self, position: int, status: RowStatus, reason: str, contact_id: int | None = None
@@ -165,22 +236,71 @@ class _BatchRun:
             queue = waiting.get(_match_key(contact, existing))
             if queue and isinstance(contact_id, int) and not isinstance(contact_id, bool):
                 self._settle(queue.popleft(), RowStatus.SUBSCRIBED, "", contact_id)
+        reason = _unmatched_reason(result, len(part))
         for queue in waiting.values():
             for position in queue:
-                self._settle(position, RowStatus.UNKNOWN, NOT_IN_ANSWER)
+                self._settle(position, RowStatus.UNKNOWN, reason)
 
-    def _narrow(self, part: list[int], result: AttemptResult) -> list[list[int]]:
-        """Fail the row the server blamed and return the parts still to send."""
+    def _reject(self, part: list[int], split: _Split | None, result: AttemptResult) -> None:
+        """Fail the rows the server blamed and queue the parts still to send."""
         reason = _rejection_reason(result)
-        if len(part) == 1:
-            self._settle(part[0], RowStatus.FAILED, reason)
-            return []
         index = result.bad_index
         if index is not None and 0 <= index < len(part):
             self._settle(part[index], RowStatus.FAILED, reason)
-            return [part[:index] + part[index + 1 :]]
+            rest = part[:index] + part[index + 1 :]
+            if rest:
+                self.parts.appendleft((rest, None))
+            self._sibling_answered(split)
+            return
+        if split is None or reason != split.reason:
+            self._halve(part, reason)
+            self._sibling_answered(split)
+            return
+        # Rejected like its parent, without saying which row: wait for the sibling.
+        split.held.append(part)
+        self._sibling_answered(split)
+
+    def _sibling_answered(self, split: _Split | None) -> None:
+        """Count one answered half; once both are, settle or split the halves held back."""
+        if split is None:
+            return
+        split.unanswered -= 1
+        if split.unanswered > 0:
+            return
+        held, split.held = split.held, []
+        if len(held) == 2:
+            note = f"{split.reason} ({EVERY_PART_REJECTED})"
+            for half in held:
+                for position in half:
+                    self._settle(position, RowStatus.FAILED, note)
+            return
+        for half in held:  # its sibling answered otherwise: this half holds a bad row
+            self._halve(half, split.reason)
+
+    def _halve(self, part: list[int], reason: str) -> None:
+        """Fail a single rejected row, or queue the two halves of a rejected part next."""
+        if len(part) == 1:
+            self._settle(part[0], RowStatus.FAILED, reason)
+            return
         middle = len(part) // 2
-        return [part[:middle], part[middle:]]
+        split = _Split(reason)
+        self.parts.extendleft([(part[middle:], split), (part[:middle], split)])
+
+
+def _unmatched_reason(result: AttemptResult, sent: int) -> str:
+    """Return why a row of an accepted part is UNKNOWN: the answer did not name it."""
+    status = result.status_code
+    if not result.data:
+        return (
+            f"the API accepted the batch ({status}) but its answer named no contacts: "
+            "this row may be subscribed"
+        )
+    if len(result.data) < sent:
+        return (
+            f"the API accepted the batch ({status}) but its answer named too few contacts "
+            f"({len(result.data)} for {sent}): this row may be subscribed"
+        )
+    return NOT_IN_ANSWER
 
 
 def _said(result: AttemptResult) -> str:
@@ -206,7 +326,10 @@ def subscribe_batch(
 
     Transient failures are retried under ``policy``; after an attempt that may
     have been processed, every later attempt reuses existing contacts. A
-    rejected batch is narrowed down until only the bad rows fail.
+    rejected batch is narrowed down until only the bad rows fail, unless every
+    part of it is rejected the same way. A 2xx is never sent again, even when
+    its answer names no contacts. With a stop event bound to ``policy``, no
+    POST starts once it is set.
     """
     if not subscribers:
         return BatchOutcome(rows=(), attempts=(), refused=None, unavailable=False)

@@ -23,7 +23,7 @@ from bulkimport.api import (
     Timeouts,
     parse_retry_after,
 )
-from bulkimport.errors import ApiRefused, ApiUnavailable, InputError
+from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 
 KEY = "sk-test-5f3a9c7e1d2b"
 BASE = "https://api.test/api/v1"
@@ -117,6 +117,34 @@ def test_an_empty_key_is_an_input_error() -> None:
         EngageSparkClient("  ")
 
 
+@pytest.mark.parametrize(
+    "key", [f"{KEY}\nsecond-line", f"{KEY} {KEY}", f"{KEY}\x00", f"{KEY}\u00a0", f"é{KEY}"]
+)
+def test_a_key_that_cannot_go_in_a_header_is_an_input_error_without_the_key(key: str) -> None:
+    with pytest.raises(InputError) as refused:
+        EngageSparkClient(key)
+    assert "API key" in str(refused.value)
+    assert KEY not in str(refused.value)
+    assert "second-line" not in str(refused.value)
+
+
+def test_surrounding_whitespace_of_a_key_is_dropped(requests_mock: Mocker) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    with EngageSparkClient(f"  {KEY}\n", BASE) as api:
+        api.post_subscription(1234, [JUAN], reuse=False)
+    assert last_request(requests_mock).headers["Authorization"] == f"Token {KEY}"
+
+
+def test_timeouts_default_the_whole_answer_to_the_read_timeout() -> None:
+    assert Timeouts(read=12).answer == 12
+    assert Timeouts(read=12).deadline == 17
+    assert Timeouts(connect=1, read=12, total=3).deadline == 4
+    with pytest.raises(ValueError, match="positive"):
+        Timeouts(read=0)
+    with pytest.raises(ValueError, match="positive"):
+        Timeouts(total=float("inf"))
+
+
 # --- classification of answers ------------------------------------------------------
 
 
@@ -125,9 +153,10 @@ def test_an_empty_key_is_an_input_error() -> None:
     [
         (201, {"data": [contact(1, "639438249629")]}, AttemptKind.CREATED),
         (200, {"data": [contact(1, "639438249629")]}, AttemptKind.CREATED),
-        (201, {"ok": True}, AttemptKind.MAYBE_PROCESSED),
-        (200, {"data": "none"}, AttemptKind.MAYBE_PROCESSED),
-        (204, None, AttemptKind.MAYBE_PROCESSED),
+        (201, [contact(1, "639438249629")], AttemptKind.CREATED),
+        (201, {"ok": True}, AttemptKind.ACCEPTED),
+        (200, {"data": "none"}, AttemptKind.ACCEPTED),
+        (204, None, AttemptKind.ACCEPTED),
         (429, None, AttemptKind.NOT_PROCESSED),
         (503, None, AttemptKind.NOT_PROCESSED),
         (500, None, AttemptKind.MAYBE_PROCESSED),
@@ -238,13 +267,82 @@ def test_a_jsonl_content_type_is_parsed_as_json(
     assert result.data == [{"id": 5, "fullPhoneNumber": "639438249629"}]
 
 
-def test_a_2xx_that_is_not_json_is_maybe_processed(
+def test_a_2xx_that_is_not_json_is_accepted_and_not_transient(
     client: EngageSparkClient, requests_mock: Mocker
 ) -> None:
     requests_mock.post(SUBSCRIBE, status_code=201, text="Created")
     result = client.post_subscription(1234, [JUAN], reuse=False)
-    assert result.kind is AttemptKind.MAYBE_PROCESSED
-    assert "no contact list" in result.message
+    assert result.kind is AttemptKind.ACCEPTED
+    assert not result.is_transient
+    assert result.data == []
+    assert result.message == "the answer named no contacts: Created"
+
+
+def test_a_bare_list_of_contacts_is_still_contacts(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    data = [contact(7, "639171234567"), "noise", contact(8, "639438249629")]
+    requests_mock.post(SUBSCRIBE, status_code=201, json=data)
+    result = client.post_subscription(1234, [JUAN, JANE], reuse=False)
+    assert result.kind is AttemptKind.CREATED
+    assert result.data == [data[0], data[2]]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cause"),
+    [
+        (401, {"error": "Invalid Token"}, RefusalCause.KEY),
+        (402, {"error": "insufficient funds"}, RefusalCause.FUNDS),
+        (403, {"error": "forbidden"}, RefusalCause.ACCESS),
+        (404, {"error": "Not found"}, RefusalCause.ENGAGEMENT),
+        (404, "<html><h1>Not Found</h1></html>", RefusalCause.SETTING),
+        (404, {"detail": "Not found."}, RefusalCause.SETTING),
+        (301, "", RefusalCause.SETTING),
+        (307, {"error": "moved"}, RefusalCause.SETTING),
+    ],
+)
+def test_every_refusal_says_its_cause(
+    client: EngageSparkClient, requests_mock: Mocker, status: int, body: Any, cause: RefusalCause
+) -> None:
+    if isinstance(body, str):
+        requests_mock.post(SUBSCRIBE, status_code=status, text=body)
+    else:
+        requests_mock.post(SUBSCRIBE, status_code=status, json=body)
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.REFUSED
+    assert result.cause is cause
+
+
+def test_a_404_that_is_not_the_apis_names_the_url_not_the_engagement(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=404, text="<html><h1>Not Found</h1></html>")
+    message = client.post_subscription(1234, [JUAN], reuse=False).message
+    assert message.startswith(f"{SUBSCRIBE} answered 404")
+    assert DEFAULT_API_URL in message
+    assert "--engagement" not in message
+    assert "Engagement 1234" not in message
+    assert "RUNNING" not in message
+
+
+def test_a_redirect_names_where_it_leads(client: EngageSparkClient, requests_mock: Mocker) -> None:
+    requests_mock.post(
+        SUBSCRIBE, status_code=301, headers={"Location": "https://user:pw@elsewhere.test/x?y=1"}
+    )
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.cause is RefusalCause.SETTING
+    assert "answered 301, redirecting to https://elsewhere.test/x, which is not" in result.message
+    assert "pw" not in result.message
+
+
+def test_a_refused_custom_field_list_carries_its_cause(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customfields", status_code=404, json={"error": "Not found"})
+    with pytest.raises(ApiRefused) as refused:
+        client.custom_fields()
+    # No engagement is named in that request: a 404 there means a wrong URL.
+    assert refused.value.cause is RefusalCause.SETTING
 
 
 # --- Retry-After ---------------------------------------------------------------------
@@ -316,6 +414,49 @@ def test_transport_errors_are_classified(
 
 
 # --- the key stays secret ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.exceptions.InvalidHeader(f"Invalid leading whitespace in header: Token {KEY}"),
+        requests.exceptions.InvalidURL(f"Failed to parse: https://me:{KEY}@api.test"),
+        requests.exceptions.MissingSchema(f"No scheme supplied: {KEY}"),
+    ],
+    ids=["InvalidHeader", "InvalidURL", "MissingSchema"],
+)
+def test_a_request_that_cannot_be_built_is_a_setting_refusal_without_its_text(
+    client: EngageSparkClient, requests_mock: Mocker, error: Exception
+) -> None:
+    requests_mock.post(SUBSCRIBE, exc=error)
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.REFUSED
+    assert result.cause is RefusalCause.SETTING
+    assert not result.is_transient
+    assert KEY not in result.message
+    assert "Failed to parse" not in result.message
+
+
+def test_a_key_requests_refuses_as_a_header_never_leaves_nor_shows(requests_mock: Mocker) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
+    api = EngageSparkClient(KEY, BASE)
+    # A key the constructor would refuse, as if it had been let through.
+    api._api_key = f"{KEY}\nX-Other: {KEY}"
+    result = api.post_subscription(1234, [JUAN], reuse=False)
+    assert requests_mock.call_count == 0
+    assert result.kind is AttemptKind.REFUSED
+    assert "ENGAGESPARK_API_KEY" in result.message
+    assert KEY not in result.message
+
+
+def test_a_token_in_an_exception_text_is_redacted_whatever_the_key(
+    client: EngageSparkClient, requests_mock: Mocker
+) -> None:
+    requests_mock.post(SUBSCRIBE, exc=requests.ConnectionError("sent 'Authorization: Token abc'"))
+    result = client.post_subscription(1234, [JUAN], reuse=False)
+    assert result.kind is AttemptKind.MAYBE_PROCESSED
+    assert "abc" not in result.message
+    assert "Token ***" in result.message
 
 
 def test_the_key_is_not_in_the_repr(client: EngageSparkClient) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -11,9 +13,18 @@ import pytest
 
 from bulkimport.api import AttemptKind, AttemptResult, EngageSparkClient, Timeouts
 from bulkimport.contacts import RowStatus
+from bulkimport.errors import RefusalCause
 from bulkimport.retry import RetryPolicy
 from bulkimport.sandbox import Faults, Sandbox
-from bulkimport.send import NOT_IN_ANSWER, BatchOutcome, Subscriber, subscribe_batch
+from bulkimport.send import (
+    EVERY_PART_REJECTED,
+    NOT_IN_ANSWER,
+    STOPPED_BEFORE_RESENT,
+    STOPPED_BEFORE_SENT,
+    BatchOutcome,
+    Subscriber,
+    subscribe_batch,
+)
 
 FAST = RetryPolicy(max_attempts=5, backoff_base=0, sleep=lambda seconds: None)
 PATIENT = RetryPolicy(max_attempts=40, backoff_base=0, sleep=lambda seconds: None)
@@ -26,6 +37,8 @@ def result(
     data: Sequence[dict[str, Any]] = (),
     message: str = "",
     bad_index: int | None = None,
+    retry_after: float | None = None,
+    cause: RefusalCause | None = None,
 ) -> AttemptResult:
     return AttemptResult(
         kind=kind,
@@ -33,9 +46,10 @@ def result(
         data=list(data),
         message=message,
         bad_index=bad_index,
-        retry_after=None,
+        retry_after=retry_after,
         duration=0.01,
         started_at=0.0,
+        cause=cause,
     )
 
 
@@ -263,16 +277,160 @@ def test_a_rejection_without_a_message_still_gives_a_reason() -> None:
     assert outcome.rows[0].reason == "the server rejected this contact (400)"
 
 
+def test_a_batch_rejected_whole_the_same_way_stops_splitting_after_its_halves() -> None:
+    everything = result(AttemptKind.REJECTED, 400, message="Bad Request")
+    client = ScriptedClient(everything)
+    outcome = send(client, people(*[f"6391700000{n:02d}" for n in range(16)]))
+    # The batch, then its two halves; not 2 * 16 - 1 requests down to single rows.
+    assert [len(contacts) for contacts, _ in client.calls] == [16, 8, 8]
+    assert statuses(outcome) == [RowStatus.FAILED] * 16
+    assert {row.reason for row in outcome.rows} == {f"Bad Request ({EVERY_PART_REJECTED})"}
+
+
+def test_a_half_rejected_otherwise_goes_on_splitting_both() -> None:
+    answers = iter(["Bad Request", "Bad Request", "Invalid phone number"])
+
+    def respond(contacts: list[Mapping[str, Any]], reuse: bool) -> AttemptResult:
+        message = next(answers, None)
+        if message is None:
+            return rejects_999(contacts, reuse)
+        return result(AttemptKind.REJECTED, 400, message=message)
+
+    phones = [f"6391700000{n:02d}" for n in range(4)]
+    phones[1] = "999123"
+    client = ScriptedClient(respond)
+    outcome = send(client, people(*phones))
+    # [4] -> [0, 999] like its parent (held) -> [2, 3] otherwise: both are split further.
+    assert statuses(outcome) == [
+        RowStatus.SUBSCRIBED,
+        RowStatus.FAILED,
+        RowStatus.SUBSCRIBED,
+        RowStatus.SUBSCRIBED,
+    ]
+    assert outcome.rows[1].reason == "Invalid phone number"
+    assert [len(contacts) for contacts, _ in client.calls] == [4, 2, 2, 1, 1, 1, 1]
+
+
+def test_a_refusal_while_a_half_is_held_leaves_that_half_pending() -> None:
+    rejected = result(AttemptKind.REJECTED, 400, message="Bad Request")
+    refused = result(AttemptKind.REFUSED, 401, message="The API key was refused")
+    client = ScriptedClient(rejected, rejected, refused)
+    outcome = send(client, people(*[f"6391700000{n:02d}" for n in range(4)]))
+    assert statuses(outcome) == [RowStatus.PENDING] * 4
+    assert len(client.calls) == 3
+
+
+# --- answers that name too few contacts ----------------------------------------------
+
+
+def test_an_accepted_answer_is_never_posted_again_and_its_rows_are_unknown() -> None:
+    accepted = result(AttemptKind.ACCEPTED, 204, message="the answer named no contacts")
+    client = ScriptedClient(accepted, created_for())
+    outcome = send(client, people("639170000001", "639170000002"))
+    assert len(client.calls) == 1
+    assert statuses(outcome) == [RowStatus.UNKNOWN] * 2
+    assert "named no contacts" in outcome.rows[0].reason
+    assert not outcome.unavailable
+
+
+def test_an_answer_naming_too_few_contacts_says_so() -> None:
+    data = [{"id": 5, "fullPhoneNumber": "639170000002"}]
+    client = ScriptedClient(result(AttemptKind.CREATED, 201, data=data))
+    outcome = send(client, people("639170000001", "639170000002", "639170000003"))
+    assert statuses(outcome) == [RowStatus.UNKNOWN, RowStatus.SUBSCRIBED, RowStatus.UNKNOWN]
+    assert "too few contacts (1 for 3)" in outcome.rows[0].reason
+
+
+# --- a server that asks to wait too long; a run asked to stop -------------------------
+
+
+def test_a_wait_beyond_the_cap_stops_the_batch_and_asks_the_run_to_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bulkimport.send")
+    asks = result(AttemptKind.NOT_PROCESSED, 429, message="throttled", retry_after=999999)
+    client = ScriptedClient(asks, created_for())
+    outcome = send(client, people("639170000001", "639170000002"))
+    assert len(client.calls) == 1
+    assert statuses(outcome) == [RowStatus.PENDING] * 2
+    assert outcome.stop_reason is not None
+    assert "11 days" in outcome.stop_reason
+    assert "11 days" in outcome.rows[0].reason
+    assert "the API asks to wait 11 days: stopping; retry later" in caplog.text
+
+
+def test_the_stop_reason_is_none_when_the_api_stays_unavailable() -> None:
+    outcome = send(ScriptedClient(THROTTLED), people("639170000001"))
+    assert outcome.unavailable
+    assert outcome.stop_reason is None
+
+
+def test_a_stop_before_the_batch_sends_nothing() -> None:
+    stop = threading.Event()
+    stop.set()
+    client = ScriptedClient(created_for())
+    outcome = send(client, people("639170000001"), policy=FAST.with_stop(stop))
+    assert client.calls == []
+    assert statuses(outcome) == [RowStatus.PENDING]
+    assert outcome.rows[0].reason == STOPPED_BEFORE_SENT
+    assert not outcome.unavailable
+    assert outcome.stop_reason is None
+
+
+@pytest.mark.parametrize(
+    ("first", "status"), [(THROTTLED, RowStatus.PENDING), (LOST, RowStatus.UNKNOWN)]
+)
+def test_a_stop_during_a_backoff_starts_no_further_attempt(
+    first: AttemptResult, status: RowStatus
+) -> None:
+    stop = threading.Event()
+    policy = RetryPolicy(max_attempts=5, backoff_base=0, sleep=lambda seconds: stop.set())
+    client = ScriptedClient(first, created_for())
+    outcome = send(client, people("639170000001"), policy=policy.with_stop(stop))
+    assert len(client.calls) == 1
+    assert statuses(outcome) == [status]
+    assert outcome.rows[0].reason == STOPPED_BEFORE_RESENT
+
+
+def test_a_stop_between_parts_of_a_split_batch_leaves_the_rest_unsent() -> None:
+    stop = threading.Event()
+
+    def respond(contacts: list[Mapping[str, Any]], reuse: bool) -> AttemptResult:
+        answer = rejects_999(contacts, reuse)
+        if answer.kind is AttemptKind.CREATED:
+            stop.set()
+        return answer
+
+    client = ScriptedClient(respond)
+    phones = ["639170000001", "639170000002", "999", "639170000004"]
+    outcome = send(client, people(*phones), policy=FAST.with_stop(stop))
+    # [4] rejected -> [1, 2] created (the stop comes) -> [999, 4] never sent.
+    assert len(client.calls) == 2
+    assert statuses(outcome) == [
+        RowStatus.SUBSCRIBED,
+        RowStatus.SUBSCRIBED,
+        RowStatus.PENDING,
+        RowStatus.PENDING,
+    ]
+    assert outcome.rows[3].reason == STOPPED_BEFORE_RESENT
+
+
 # --- refusals ------------------------------------------------------------------------
 
 
 def test_a_refusal_stops_and_leaves_unconfirmed_rows_pending() -> None:
-    refused = result(AttemptKind.REFUSED, 402, message="top up your engageSPARK balance")
-    phones = ["639170000001", "999", "639170000003", "639170000004"]
+    refused = result(
+        AttemptKind.REFUSED,
+        402,
+        message="top up your engageSPARK balance",
+        cause=RefusalCause.FUNDS,
+    )
+    phones = ["639170000001", "639170000002", "639170000003", "999", "639170000005"]
     client = ScriptedClient(rejects_999, rejects_999, rejects_999, refused)
     outcome = send(client, people(*phones))
-    # 4 rejected -> [1, 999] rejected -> [1] created -> [999] refused, then [3, 4] unsent.
+    # 5 rejected -> [1, 2] created -> [3, 999, 5] rejected -> [3] refused: 999 and 5 unsent.
     assert statuses(outcome) == [
+        RowStatus.SUBSCRIBED,
         RowStatus.SUBSCRIBED,
         RowStatus.PENDING,
         RowStatus.PENDING,
@@ -280,6 +438,7 @@ def test_a_refusal_stops_and_leaves_unconfirmed_rows_pending() -> None:
     ]
     assert outcome.refused is not None
     assert outcome.refused.status == 402
+    assert outcome.refused.cause is RefusalCause.FUNDS
     assert str(outcome.refused) == "top up your engageSPARK balance"
     assert outcome.rows[3].reason == "top up your engageSPARK balance"
     assert len(client.calls) == 4
@@ -301,6 +460,7 @@ def test_an_empty_batch_sends_nothing() -> None:
     client = ScriptedClient(created_for())
     outcome = send(client, [])
     assert outcome == BatchOutcome(rows=(), attempts=(), refused=None, unavailable=False)
+    assert outcome.stop_reason is None
     assert client.calls == []
 
 
