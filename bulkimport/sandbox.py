@@ -5,12 +5,29 @@ and benchmarks talk to it over a real socket. It answers like the documented
 API (``/api/v1/engagements/{id}/contacts/`` and ``/api/v1/customfields``) and,
 when asked, like a bad day: 429 and 503 before processing, 500, connection
 resets and slow answers after processing, and results in shuffled order.
-``GET /_sandbox/state`` shows what it holds.
+``GET /_sandbox/state`` shows what it holds; any other path gets a web
+server's HTML 404, as a wrong API URL would.
+
+Faults (``--faults "NAME=VALUE,..."``; rates from 0 to 1, per subscription request):
+
+- ``429``, ``503``: refuse before processing (429 always with ``Retry-After``,
+  503 sometimes); ``retry_after`` is the seconds they ask for (default 1).
+- ``500``: a plain-text 500 after processing.
+- ``reset``: drop the connection with a TCP reset after processing.
+- ``slow``: wait ``slow_seconds`` (default 2) after processing, then answer.
+- ``nodata``: after processing, answer a 2xx without the documented
+  ``{"data": [...]}``: a bare list of the contacts (201), an HTML page (200)
+  or no body at all (204), as a gateway in between might.
+- ``trickle``: after processing, write the answer one byte every
+  ``trickle_ms`` milliseconds (default 1000), headers and body alike.
+- ``shuffle``: return the contacts of a 201 in another order (combines with
+  any fault that answers them).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -68,10 +85,21 @@ _FAULT_NAMES: Mapping[str, str] = MappingProxyType(
         "shuffle": "rate_shuffle",
         "slow_seconds": "slow_seconds",
         "retry_after": "retry_after",
+        "nodata": "rate_nodata",
+        "trickle": "rate_trickle",
+        "trickle_ms": "trickle_ms",
     }
 )
-# A request suffers at most one of these; shuffling combines with any 201.
-_EXCLUSIVE_RATES = ("rate_429", "rate_503", "rate_500", "rate_reset", "rate_slow")
+# A request suffers at most one of these; shuffling combines with any answer of contacts.
+_EXCLUSIVE_RATES = (
+    "rate_429",
+    "rate_503",
+    "rate_500",
+    "rate_reset",
+    "rate_slow",
+    "rate_nodata",
+    "rate_trickle",
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,9 @@ class Faults:
     slow_seconds: float = 2.0
     rate_shuffle: float = 0.0
     retry_after: float = 1.0
+    rate_nodata: float = 0.0
+    rate_trickle: float = 0.0
+    trickle_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -94,8 +125,8 @@ class Faults:
         total = sum(getattr(self, name) for name in _EXCLUSIVE_RATES)
         if total > 1 + 1e-9:
             raise InputError(
-                f"The fault rates for 429, 503, 500, reset and slow add up to {total:g}; "
-                "lower them so that together they are at most 1."
+                "The fault rates for 429, 503, 500, reset, slow, nodata and trickle add up "
+                f"to {total:g}; lower them so that together they are at most 1."
             )
 
     @classmethod
@@ -140,12 +171,13 @@ def _parse_fault(part: str) -> tuple[str, float]:
 
 
 def _check_fault_value(name: str, value: float, part: str) -> None:
-    """Refuse a rate outside 0..1 or a negative or infinite number of seconds."""
+    """Refuse a rate outside 0..1 or a negative or infinite duration."""
     if name.startswith("rate_"):
         if not 0 <= value <= 1:
             raise InputError(f'Fault "{part}" is a rate; give a number from 0 to 1.')
     elif not (math.isfinite(value) and value >= 0):
-        raise InputError(f'Fault "{part}" is in seconds; give a number of 0 or more.')
+        unit = "milliseconds" if name.endswith("_ms") else "seconds"
+        raise InputError(f'Fault "{part}" is in {unit}; give a number of 0 or more.')
 
 
 NO_FAULTS = Faults()
@@ -160,6 +192,16 @@ class _Fault(Enum):
     SERVER_ERROR = "500"
     RESET = "reset"
     SLOW = "slow"
+    NO_DATA = "nodata"
+    TRICKLE = "trickle"
+
+
+class _NoDataShape(Enum):
+    """How a ``nodata`` answer leaves out ``{"data": [...]}``."""
+
+    BARE_LIST = "201 with a bare list"
+    HTML = "200 with an HTML page"
+    EMPTY = "204 without a body"
 
 
 @dataclass(frozen=True)
@@ -172,6 +214,8 @@ class _FaultDraw:
     send_retry_after: bool
     slow_seconds: float
     shuffle_seed: int | None
+    no_data_shape: _NoDataShape
+    trickle_seconds: float
 
 
 class _FaultDice:
@@ -209,7 +253,13 @@ class _FaultDice:
             send_retry_after=form < 0.5 or form >= 0.75,
             slow_seconds=faults.slow_seconds,
             shuffle_seed=shuffle_seed if shuffle < faults.rate_shuffle else None,
+            # The same number as the Retry-After form: no fault uses both.
+            no_data_shape=_NO_DATA_SHAPES[min(int(form * 3), 2)],
+            trickle_seconds=faults.trickle_ms / 1000,
         )
+
+
+_NO_DATA_SHAPES = (_NoDataShape.BARE_LIST, _NoDataShape.HTML, _NoDataShape.EMPTY)
 
 
 def _pick_fault(faults: Faults, pick: float) -> _Fault:
@@ -221,6 +271,8 @@ def _pick_fault(faults: Faults, pick: float) -> _Fault:
         (_Fault.SERVER_ERROR, faults.rate_500),
         (_Fault.RESET, faults.rate_reset),
         (_Fault.SLOW, faults.rate_slow),
+        (_Fault.NO_DATA, faults.rate_nodata),
+        (_Fault.TRICKLE, faults.rate_trickle),
     ):
         threshold += rate
         if pick < threshold:
@@ -233,13 +285,18 @@ def _pick_fault(faults: Faults, pick: float) -> _Fault:
 
 @dataclass(frozen=True)
 class _Answer:
-    """An HTTP answer, or a connection reset when ``reset`` is set."""
+    """An HTTP answer, or a connection reset when ``reset`` is set.
+
+    With ``trickle_seconds`` the answer is written one byte at a time, that many
+    seconds apart.
+    """
 
     status: HTTPStatus
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
     reset: bool = False
+    trickle_seconds: float = 0.0
 
 
 def _json_answer(
@@ -455,7 +512,8 @@ class _Api:
             return self._subscribe(method, int(match[1]), reuse, authorization, body)
         if _CUSTOM_FIELDS_PATH.fullmatch(url.path):
             return self._custom_fields(method, authorization)
-        return _json_answer(HTTPStatus.NOT_FOUND, {"error": "Not found"})
+        # What a web server in front of the API answers for a path it does not route.
+        return _Answer(HTTPStatus.NOT_FOUND, _NOT_FOUND_PAGE, "text/html; charset=utf-8")
 
     def state(self) -> dict[str, Any]:
         """Return a JSON-able summary of the sandbox's settings and contents."""
@@ -528,7 +586,12 @@ class _Api:
             self._wait(draw.slow_seconds)
         if draw.shuffle_seed is not None:
             random.Random(draw.shuffle_seed).shuffle(contacts)
-        return _json_answer(HTTPStatus.CREATED, {"data": contacts})
+        if draw.fault is _Fault.NO_DATA:
+            return _no_data_answer(draw.no_data_shape, contacts)
+        answer = _json_answer(HTTPStatus.CREATED, {"data": contacts})
+        if draw.fault is _Fault.TRICKLE:
+            return dataclasses.replace(answer, trickle_seconds=draw.trickle_seconds)
+        return answer
 
     def _process(self, engagement: int, reuse: bool, body: bytes) -> list[dict[str, Any]]:
         """Subscribe what the body names, or raise :class:`_Refusal` having changed nothing."""
@@ -691,6 +754,21 @@ def _retry_after_value(draw: _FaultDraw) -> str:
     return str(math.ceil(draw.retry_after))
 
 
+_NOT_FOUND_PAGE = (
+    b"<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n"
+)
+_ACCEPTED_PAGE = b"<html><body><p>Your request has been received.</p></body></html>\n"
+
+
+def _no_data_answer(shape: _NoDataShape, contacts: list[dict[str, Any]]) -> _Answer:
+    """Return a 2xx that lacks ``{"data": [...]}`` in the given shape."""
+    if shape is _NoDataShape.BARE_LIST:
+        return _json_answer(HTTPStatus.CREATED, contacts)
+    if shape is _NoDataShape.HTML:
+        return _Answer(HTTPStatus.OK, _ACCEPTED_PAGE, "text/html; charset=utf-8")
+    return _Answer(HTTPStatus.NO_CONTENT, b"", "application/json")
+
+
 def _method_not_allowed(allowed: str) -> _Answer:
     return _json_answer(
         HTTPStatus.METHOD_NOT_ALLOWED, {"error": "Method not allowed"}, (("Allow", allowed),)
@@ -707,6 +785,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], api: _Api) -> None:
         self.api = api
+        self.closing = threading.Event()  # ends trickled answers when the sandbox stops
         super().__init__(address, _Handler)
 
 
@@ -759,19 +838,40 @@ class _Handler(BaseHTTPRequestHandler):
             answer = _json_answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "Sandbox error"})
         if answer.reset:
             self._reset_connection()
+        elif answer.trickle_seconds > 0:
+            self._trickle(answer)
         else:
             self._send(answer)
 
     def _send(self, answer: _Answer) -> None:
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.status is not HTTPStatus.NO_CONTENT:  # RFC 9110: a 204 has no length
+            self.send_header("Content-Length", str(len(answer.body)))
         for name, value in answer.headers:
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(answer.body)
+
+    def _trickle(self, answer: _Answer) -> None:
+        """Write the whole answer, status line first, one byte at a time."""
+        self.log_request(answer.status.value)
+        head = [f"HTTP/1.1 {answer.status.value} {answer.status.phrase}"]
+        head += [f"Content-Type: {answer.content_type}", f"Content-Length: {len(answer.body)}"]
+        head += [f"{name}: {value}" for name, value in answer.headers]
+        raw = "\r\n".join([*head, "", ""]).encode("latin-1") + answer.body
+        # One byte then a pause: the client's read timeout never fires, only its deadline.
+        self.close_connection = True
+        closing = self.server.closing
+        try:
+            for offset in range(len(raw)):
+                self.connection.sendall(raw[offset : offset + 1])
+                if closing.wait(answer.trickle_seconds):
+                    return
+        except OSError:
+            return  # the client gave up on the answer
 
     def _reset_connection(self) -> None:
         """Drop the connection with a TCP reset and no answer, as a crashed proxy would."""
@@ -846,6 +946,7 @@ class Sandbox:
         server, thread = self._server, self._thread
         if server is None:
             return
+        server.closing.set()
         server.shutdown()
         server.server_close()
         if thread is not None:

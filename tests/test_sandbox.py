@@ -252,12 +252,23 @@ def test_another_organization_is_a_403(sandbox: Sandbox) -> None:
     assert sandbox.contact_count() == 0
 
 
-def test_an_unknown_engagement_or_path_is_a_404(sandbox: Sandbox) -> None:
+def test_an_unknown_engagement_is_the_apis_404_and_an_unknown_path_a_web_page(
+    sandbox: Sandbox,
+) -> None:
     engagement = subscribe(sandbox, {"fullPhoneNumber": PHONE}, engagement=4321)
     path = requests.get(f"{sandbox.url}/contacts/", headers=AUTH, timeout=10)
+    version = requests.post(
+        sandbox.url.replace("/api/v1", "/api/v2") + "/engagements/1234/contacts/",
+        json={"fullPhoneNumber": PHONE},
+        headers=AUTH,
+        timeout=10,
+    )
 
     assert (engagement.status_code, engagement.json()) == (404, {"error": "Not found"})
-    assert (path.status_code, path.json()) == (404, {"error": "Not found"})
+    for response in (path, version):
+        assert response.status_code == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "<h1>Not Found</h1>" in response.text
     assert sandbox.contact_count() == 0
 
 
@@ -450,6 +461,48 @@ def test_slow_waits_its_seconds_then_answers_201() -> None:
     assert sandbox.contact_count() == 1
 
 
+def test_nodata_answers_a_2xx_without_data_after_creating_the_contacts() -> None:
+    sent = numbers(2)
+    with Sandbox(faults=Faults(rate_nodata=1.0), seed=1) as sandbox:
+        responses = [
+            subscribe(sandbox, [{"fullPhoneNumber": n} for n in numbers(2, start)])
+            for start in range(639170000000, 639170000000 + 2 * 12, 2)
+        ]
+        assert sandbox.contact_count() == 24
+
+    shapes = {(r.status_code, r.headers.get("Content-Type", "").split(";")[0]) for r in responses}
+    assert shapes == {(201, "application/json"), (200, "text/html"), (204, "application/json")}
+    for response in responses:
+        if response.status_code == 201:
+            assert isinstance(response.json(), list)
+            assert len(response.json()) == len(sent)
+            assert "data" not in response.text
+        if response.status_code == 204:
+            assert response.content == b""
+            assert "Content-Length" not in response.headers
+
+
+def test_trickle_writes_the_answer_one_byte_at_a_time_after_processing() -> None:
+    with Sandbox(faults=Faults(rate_trickle=1.0, trickle_ms=3)) as sandbox:
+        address = urlsplit(sandbox.url)
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=5)
+        body = b'{"fullPhoneNumber": "639171234567"}'
+        started = time.monotonic()
+        connection.request("POST", "/api/v1/engagements/1234/contacts/", body=body, headers=AUTH)
+        response = connection.getresponse()
+        head_done = time.monotonic()
+        payload = response.read()
+        finished = time.monotonic()
+        connection.close()
+        assert sandbox.contact_count() == 1
+
+    assert response.status == 201
+    assert payload.startswith(b'{"data":[')
+    # Every byte of the status line and headers came 3 ms apart, then every byte of the body.
+    assert head_done - started >= 0.003 * 60
+    assert finished - head_done >= 0.003 * (len(payload) - 1)
+
+
 def test_shuffle_answers_the_same_contacts_in_another_order() -> None:
     sent = numbers(20)
     with Sandbox(faults=Faults(rate_shuffle=1.0), seed=7) as sandbox:
@@ -496,6 +549,13 @@ def test_a_fault_spec_sets_each_fault() -> None:
     assert Faults.parse(faults.spec()) == faults
 
 
+def test_a_fault_spec_sets_nodata_and_trickle() -> None:
+    faults = Faults.parse("nodata=0.1,trickle=0.2,trickle_ms=250")
+
+    assert faults == Faults(rate_nodata=0.1, rate_trickle=0.2, trickle_ms=250)
+    assert Faults.parse(faults.spec()) == faults
+
+
 def test_an_empty_fault_spec_is_no_faults() -> None:
     assert Faults.parse("") == Faults()
     assert Faults().spec() == ""
@@ -514,6 +574,8 @@ def test_an_empty_fault_spec_is_no_faults() -> None:
         ("shuffle=nan", '"shuffle=nan"'),
         ("429=0.1,429=0.2", '"429=0.2"'),
         ("429=0.6,500=0.6", "add up to 1.2"),
+        ("nodata=0.5,trickle=0.6", "add up to 1.1"),
+        ("trickle_ms=-5", "in milliseconds"),
     ],
 )
 def test_a_bad_fault_spec_names_the_bad_part(spec: str, named: str) -> None:
