@@ -8,6 +8,7 @@ rows is decided here, in :func:`classify_status` and :func:`classify_transport`.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import metadata
 from typing import Any
@@ -256,17 +258,27 @@ def classify_transport(exc: requests.RequestException) -> AttemptKind:
     return AttemptKind.MAYBE_PROCESSED
 
 
+_DELAY_SECONDS = re.compile(r"\s*[0-9]+\s*")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Return the seconds a ``Retry-After`` value asks for (delay-seconds or HTTP-date).
 
     None when the header is absent or cannot be read; a date in the past is 0.
+    Nothing is capped here (urllib3's parser caps at six hours): the policy
+    decides what a long wait means.
     """
     if value is None:
         return None
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(int(value))
     try:
-        return float(Retry().parse_retry_after(value))
-    except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # RFC 5322 "-0000": UTC, with no claim about the sender's zone
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _parse_body(response: requests.Response) -> tuple[Any, str]:

@@ -366,6 +366,13 @@ def test_retry_after_as_an_http_date() -> None:
     assert 55 <= seconds <= 61
 
 
+def test_a_long_retry_after_is_not_capped_in_either_form() -> None:
+    assert parse_retry_after("999999") == 999999.0
+    seconds = parse_retry_after(http_date(999999))
+    assert seconds is not None
+    assert 999990 <= seconds <= 1000000
+
+
 def test_retry_after_in_the_past_is_zero() -> None:
     assert parse_retry_after(http_date(-3600)) == 0.0
 
