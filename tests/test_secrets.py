@@ -27,6 +27,8 @@ from click.testing import CliRunner, Result
 
 from bulkimport import cli
 from bulkimport.cli import main
+from bulkimport.credentials import check_api_key, load_api_key
+from bulkimport.errors import InputError
 from bulkimport.pipeline import Sender
 from bulkimport.results import FORMULA_PREFIXES
 from bulkimport.retry import RetryPolicy
@@ -325,3 +327,148 @@ def test_results_and_reports_never_hold_a_formula(
     assert ",=" not in exported_text
     assert ",+" not in exported_text
     assert ",@" not in exported_text
+
+
+# --- the key is read strictly -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [KEY, KEY + "\n", KEY + "\r\n"], ids=["bare", "LF", "CRLF"])
+def test_one_trailing_line_break_is_dropped_from_either_source(raw: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_bytes(raw.encode())
+    key_file.chmod(0o600)
+    assert load_api_key({}, key_file) == KEY
+    assert load_api_key({"ENGAGESPARK_API_KEY": raw}) == KEY
+    assert check_api_key(KEY, "the API key") == KEY  # checking twice changes nothing
+
+
+BAD_KEYS = [
+    (
+        KEY + "\n# the live key, from Ana\n",
+        "has 2 lines (line 1 ends after character 27): keep only the key, on one line, "
+        "and remove comments and blank lines.",
+    ),
+    (
+        "# engageSPARK key\r\n" + KEY + "\r\n",
+        "has 2 lines (line 1 ends after character 17): keep only the key, on one line, "
+        "and remove comments and blank lines.",
+    ),
+    (
+        KEY + "\n\n",
+        "has 2 lines (line 1 ends after character 27): keep only the key, on one line, "
+        "and remove comments and blank lines.",
+    ),
+    (" " + KEY, "has a space at character 1: remove the spaces and tabs around the key."),
+    (KEY + "\t\n", "has a tab at character 28: remove the spaces and tabs around the key."),
+    (
+        KEY[:7] + " " + KEY[7:],
+        "has a space at character 8: an API key has no spaces inside; copy the key again "
+        "from engageSPARK (Account Settings > API Key).",
+    ),
+    (
+        "\u201c" + KEY + "\u201d",
+        "has a non-ASCII character (U+201C left double quotation mark) at character 1: "
+        "a document or chat changed quotes or spaces, so copy the key again from "
+        "engageSPARK (Account Settings > API Key) and paste it as plain text.",
+    ),
+    (
+        KEY + "\u00a0",
+        "has a non-ASCII character (U+00A0 no-break space) at character 28: a document or "
+        "chat changed quotes or spaces, so copy the key again from engageSPARK "
+        "(Account Settings > API Key) and paste it as plain text.",
+    ),
+    (
+        KEY[:3] + "\x00" + KEY[3:],
+        "has a control character (U+0000) at character 4: copy the key again from "
+        "engageSPARK (Account Settings > API Key).",
+    ),
+    (
+        KEY + "\r",
+        "has a carriage return (U+000D) at character 28: save the key on one line with a "
+        "plain text editor.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "problem"), BAD_KEYS, ids=[str(i) for i in range(len(BAD_KEYS))])
+def test_a_key_with_anything_else_is_refused_without_showing_it(
+    raw: str, problem: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_bytes(raw.encode())
+    key_file.chmod(0o600)
+    with pytest.raises(InputError) as from_file:
+        load_api_key({}, key_file)
+    with pytest.raises(InputError) as from_env:
+        load_api_key({"ENGAGESPARK_API_KEY": raw})
+    assert str(from_file.value) == f"The key file {key_file} {problem}"
+    assert str(from_env.value) == f"The environment variable ENGAGESPARK_API_KEY {problem}"
+    for message in (str(from_file.value), str(from_env.value)):
+        assert "\n" not in message
+        for fragment in (KEY, "Zq7vT3xP9kW2mR4", "es-live", "the live", "Ana", "#"):
+            assert fragment not in message, fragment
+
+
+def test_a_key_file_that_is_not_utf8_or_has_a_bom_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_bytes(b"\x93" + KEY.encode() + b"\x94\n")  # cp1252 curly quotes
+    with pytest.raises(InputError) as caught:
+        load_api_key({}, key_file)
+    assert str(caught.value) == (
+        f"The key file {key_file} has a byte that is not UTF-8 text (0x93) at character 1: "
+        "save the file as plain text (UTF-8) holding only the key, or copy the key again "
+        "from engageSPARK (Account Settings > API Key)."
+    )
+    key_file.write_bytes(b"\xef\xbb\xbf" + KEY.encode() + b"\r\n")  # Notepad's UTF-8 with BOM
+    with pytest.raises(InputError) as caught:
+        load_api_key({}, key_file)
+    assert str(caught.value) == (
+        f"The key file {key_file} has a byte order mark (U+FEFF) at character 1: save the "
+        "file as UTF-8 without a byte order mark (BOM), holding only the key."
+    )
+
+
+def test_a_key_file_with_a_comment_line_stops_the_run_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    people = write_people(tmp_path / "people.csv", PEOPLE[:3])
+    key_file = tmp_path / "api-key"
+    key_file.write_text(f"{KEY}\n# rotated 2025-03, ask Ana\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    ledger = tmp_path / "l.sqlite"
+    with Sandbox(token=KEY) as sandbox:
+        result = CliRunner().invoke(
+            main,
+            ["run", str(people), "--engagement", "1234", "--country", "PH", "--api-url",
+             sandbox.url, "--ledger", str(ledger), "--api-key-file", str(key_file)],
+            env={"ENGAGESPARK_API_KEY": ""},
+        )  # fmt: skip
+        assert sandbox.request_count() == 0
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"Error: The key file {key_file} has 2 lines (line 1 ends after character 27): "
+        "keep only the key, on one line, and remove comments and blank lines.\n"
+    )
+    assert not ledger.exists()
+    for fragment in FRAGMENTS:
+        assert fragment not in result.output
+
+
+def test_curly_quotes_around_the_key_in_the_environment_stop_the_run(tmp_path: Path) -> None:
+    people = write_people(tmp_path / "people.csv", PEOPLE[:3])
+    with Sandbox(token=KEY) as sandbox:
+        result = CliRunner().invoke(
+            main,
+            ["run", str(people), "--engagement", "1234", "--country", "PH", "--api-url",
+             sandbox.url, "--ledger", str(tmp_path / "l.sqlite")],
+            env={"ENGAGESPARK_API_KEY": f"\u201c{KEY}\u201d"},
+        )  # fmt: skip
+        assert sandbox.request_count() == 0
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "Error: The environment variable ENGAGESPARK_API_KEY has a non-ASCII character "
+        "(U+201C left double quotation mark) at character 1: "
+    )
+    assert not (tmp_path / "l.sqlite").exists()
+    for fragment in FRAGMENTS:
+        assert fragment not in result.output
