@@ -252,7 +252,7 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
         if spec is None:
             raise fail(key, _unknown_key(key))
         if not spec.accepts(value):
-            raise fail(key, f'"{key}" must be {spec.must_be}, not {_shown(value)}; fix the value.')
+            raise fail(key, _bad_value(key, spec, value))
     for key, spec in KEYS.items():
         if spec.required and key not in raw:
             raise fail(key, f'the required key "{key}" is missing; add it, e.g. {_example(key)}.')
@@ -367,6 +367,23 @@ def _unknown_key(key: str) -> str:
     close = difflib.get_close_matches(key, KEYS, n=1)
     hint = f' (did you mean "{close[0]}"?)' if close else ""
     return f'unknown key "{key}"{hint}; remove it or fix its name.'
+
+
+# Keys whose value names something: a wrong value may be a secret pasted in its place.
+_NAMES_NOT_SHOWN = {
+    "api_key_env": (
+        "api_key_env must name an environment variable such as ENGAGESPARK_API_KEY, "
+        "not hold the key itself: put the key in that variable (or in a file named by "
+        "api_key_file) and write only the variable's name here, in letters, digits and _."
+    ),
+}
+
+
+def _bad_value(key: str, spec: _Key, value: Any) -> str:
+    """Return why ``value`` is wrong for ``key``, never echoing a value that should be a name."""
+    if key in _NAMES_NOT_SHOWN:
+        return _NAMES_NOT_SHOWN[key]
+    return f'"{key}" must be {spec.must_be}, not {_shown(value)}; fix the value.'
 
 
 def _example(key: str) -> str:

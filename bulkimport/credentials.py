@@ -107,9 +107,13 @@ def describe_env(env_name: str) -> str:
     A name such as ``ENGAGESPARK_API_KEY`` or ``MY_ORG_KEY`` is shown; anything
     else (a key pasted where a name belongs) is only referred to.
     """
-    if env_name == API_KEY_ENV or _PLAIN_NAME.fullmatch(env_name):
+    if _plainly_a_name(env_name):
         return f"the environment variable {env_name}"
     return "the environment variable named by api_key_env"
+
+
+def _plainly_a_name(env_name: str) -> bool:
+    return env_name == API_KEY_ENV or bool(_PLAIN_NAME.fullmatch(env_name))
 
 
 def load_api_key(
@@ -141,7 +145,7 @@ def load_api_key(
     value = environ.get(env_name, "")
     where = describe_env(env_name)
     if not value.strip():
-        shown = where.removeprefix("the environment variable ")
+        shown = env_name if _plainly_a_name(env_name) else where
         raise InputError(
             f"No API key: set {shown} or pass --api-key-file "
             f"(find the key in engageSPARK under {WHERE_TO_FIND})."
