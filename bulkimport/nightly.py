@@ -8,12 +8,14 @@ under one lock on the ledger. It never prints: it returns a
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -82,6 +84,8 @@ def find_inputs(config: NightlyConfig) -> list[Path]:
 
     Files inside the results or archive folder, the ledger and log files, and
     Excel's ``~$`` lock files are left out, so the night never eats its own output.
+    An entry that cannot be looked at (a symlink loop, a dangling link, no
+    permission) is kept, under its own name: :func:`triage` reports it as unreadable.
     """
     found: dict[Path, None] = {}
     for pattern in config.inputs:
@@ -90,14 +94,23 @@ def find_inputs(config: NightlyConfig) -> list[Path]:
 
 
 def _matches(config: NightlyConfig, pattern: str) -> list[Path]:
-    ledger = config.ledger.resolve()
-    log_file = config.log_file.resolve() if config.log_file else None
-    own_folders = [d.resolve() for d in (config.results_dir, config.archive_dir) if d]
+    ledger = _resolved(config.ledger)
+    log_file = _resolved(config.log_file) if config.log_file else None
+    own_folders = [_resolved(d) for d in (config.results_dir, config.archive_dir) if d]
     names = glob.glob(os.path.expanduser(pattern), root_dir=config.folder, recursive=True)
     paths = []
     for name in names:
-        path = (config.folder / name).resolve()
-        if not path.is_file() or path.name.startswith("~$") or path == log_file:
+        entry = config.folder / name
+        if entry.name.startswith("~$"):
+            continue
+        try:
+            path = entry.resolve(strict=True)
+            is_file = stat.S_ISREG(path.stat().st_mode)
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
+            if os.path.lexists(entry):
+                paths.append(Path(os.path.abspath(entry)))  # triage says what is wrong
+            continue
+        if not is_file or path == log_file:
             continue
         # The ledger comes with -wal, -shm and .lock files beside it.
         if path.parent == ledger.parent and path.name.startswith(ledger.name):
@@ -106,6 +119,43 @@ def _matches(config: NightlyConfig, pattern: str) -> list[Path]:
             continue
         paths.append(path)
     return paths
+
+
+def _resolved(path: Path) -> Path:
+    """Return ``path`` resolved, or only made absolute when it cannot be (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+def entry_problem(path: Path) -> str | None:
+    """Return why an inbox entry cannot be used as a file (one sentence), or None if it can."""
+    try:
+        path.resolve(strict=True).stat()
+    except RuntimeError:
+        return (
+            f"{path} is a symbolic link that loops (it points back to itself): "
+            "remove it from the inbox or point it at a file."
+        )
+    except FileNotFoundError:
+        if path.is_symlink():
+            return (
+                f"{path} is a symbolic link to a file that does not exist: "
+                "remove the link or put the file back."
+            )
+        return f"{path} disappeared while the inbox was read: it is looked at again next run."
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return (
+                f"{path} is a symbolic link that loops (it points back to itself): "
+                "remove it from the inbox or point it at a file."
+            )
+        return (
+            f"Cannot look at {path} ({error.strerror}): give the user running the import "
+            "access to it and its folder, or remove it from the inbox."
+        )
+    return None
 
 
 def still_writing(
@@ -121,10 +171,10 @@ def still_writing(
 
 def _look(path: Path) -> tuple[int, int] | None:
     try:
-        stat = path.stat()
+        info = path.stat()
     except OSError:
         return None
-    return stat.st_size, stat.st_mtime_ns
+    return info.st_size, info.st_mtime_ns
 
 
 def triage(path: Path, config: NightlyConfig, ledger: Ledger | None) -> InputFile:
@@ -133,12 +183,21 @@ def triage(path: Path, config: NightlyConfig, ledger: Ledger | None) -> InputFil
     The file is opened and its header mapped, so a file `run` would refuse
     (missing column, damaged workbook) is reported here, before anything is sent.
     """
+    problem = entry_problem(path)
+    if problem is not None:
+        return InputFile(path, FileOutcome.UNREADABLE, problem)
     try:
         with open_sources([path], config.import_options()) as sources:
             sheet = sources[0].table.sheet
         sha = fingerprint(path)
     except InputError as error:
         return InputFile(path, FileOutcome.UNREADABLE, str(error))
+    except OSError as error:  # readers raise InputError; this is a last guard for the night
+        return InputFile(
+            path,
+            FileOutcome.UNREADABLE,
+            f"Cannot read {path} ({error.strerror}): check the file and its permissions.",
+        )
     if ledger is not None and ledger.source_seen(sha, sheet, config.engagement):
         return InputFile(
             path, FileOutcome.SKIPPED, "identical to a file already imported for this engagement"
