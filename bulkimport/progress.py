@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from rich.console import Console
@@ -60,17 +61,22 @@ class BarProgress:
 
 
 class LogProgress:
-    """One log line at most every ``every`` seconds, for cron and log files."""
+    """One log line at most every ``every`` seconds, for cron and log files.
 
-    def __init__(self, every: float = 10.0) -> None:
+    The lines hold counts and rates only, never a phone number. ``clock``
+    (seconds, monotonic) is injectable so a test can move time on without sleeping.
+    """
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._every = every
+        self._clock = clock
         self._total = 0
         self._done = 0
         self._started = self._last = 0.0
 
     def begin(self, total: int) -> None:
         self._total = total
-        self._started = self._last = time.monotonic()
+        self._started = self._last = self._clock()
         if total:
             log.info("sending %d rows", total)
         else:
@@ -78,7 +84,7 @@ class LogProgress:
 
     def advance(self, rows: int) -> None:
         self._done += rows
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last >= self._every:
             self._last = now
             rate = self._done / max(now - self._started, 1e-6)
@@ -89,8 +95,19 @@ class LogProgress:
         log.info("sent %d rows", self._done)
 
 
-def progress_for(stream: TextIO, *, quiet: bool = False) -> ProgressSink:
-    """Return a bar when ``stream`` is a terminal, log lines otherwise, nothing when quiet."""
+def progress_for(
+    stream: TextIO, *, quiet: bool = False, clock: Callable[[], float] = time.monotonic
+) -> ProgressSink:
+    """Return a bar when ``stream`` is a terminal, log lines otherwise, nothing when quiet.
+
+    The log lines are INFO records of ``bulkimport.progress``; that logger is
+    set to INFO (unless it already logs more), so the lines show at the default
+    verbosity, where the root logger shows only warnings.
+    """
     if quiet:
         return NoProgress()
-    return BarProgress(stream) if stream.isatty() else LogProgress()
+    if stream.isatty():
+        return BarProgress(stream)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    return LogProgress(clock=clock)
