@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -21,7 +22,8 @@ from bulkimport.errors import ExitCode
 from bulkimport.ledger import Ledger
 from bulkimport.lock import LedgerLock
 from bulkimport.nightly import FileOutcome, NightSummary, Redact, run_night, worst
-from bulkimport.pipeline import Sender
+from bulkimport.pipeline import NoProgress, Sender
+from bulkimport.progress import LogProgress, progress_for
 from bulkimport.retry import RetryPolicy
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
 
@@ -261,6 +263,46 @@ def test_an_unusable_file_needs_attention_and_the_others_are_imported(
     assert api.contact_count() == 4
 
 
+def test_a_bad_inbox_entry_is_a_problem_and_the_night_goes_on(api: Sandbox, home: Path) -> None:
+    config = write_config(home, api.url, "batch_size = 5\nconcurrency = 1\n")
+    write_export(home / "inbox" / "a.csv", range(100, 110))
+    api.set_faults(Faults(rate_503=1.0, retry_after=0))
+    night(load_config(config), client_for(api))  # the API is down: the rows wait
+    assert ledger_counts(home / "ledger.sqlite") == {"pending": 10}
+    api.set_faults(NO_FAULTS)
+    loop = home / "inbox" / "loop.csv"
+    loop.symlink_to("loop.csv")
+    dangling = home / "inbox" / "gone.csv"
+    dangling.symlink_to("moved-away.csv")
+    write_export(home / "inbox" / "b.csv", range(200, 204))
+
+    planned = nightly(config, "--check-config")
+    assert planned.exit_code == 0, planned.output
+    assert "inbox/loop.csv: cannot be read" in planned.stdout
+
+    result = nightly(config)
+    assert result.exit_code == 1, result.output
+    line = json_line(result)
+    assert line["files"] == {
+        "seen": 4,
+        "processed": 1,
+        "skipped": 1,
+        "still_writing": 0,
+        "deferred": 0,
+        "unreadable": 2,
+    }
+    assert line["paths"]["unreadable"] == [str(dangling), str(loop)]
+    assert line["problems"] == [
+        f"{dangling} is a symbolic link to a file that does not exist: "
+        "remove the link or put the file back.",
+        f"{loop} is a symbolic link that loops (it points back to itself): "
+        "remove it from the inbox or point it at a file.",
+    ]
+    assert line["rows"] == {"subscribed": 14}  # the earlier rows, then b.csv
+    assert api.contact_count() == 14
+    assert "Traceback" not in result.output
+
+
 def test_archive_results_and_log_file(api: Sandbox, home: Path) -> None:
     (home / "archive").mkdir()
     extra = (
@@ -323,6 +365,75 @@ def test_a_held_lock_exits_4_at_once(api: Sandbox, home: Path) -> None:
     assert api.request_count() == 0
     assert nightly(config).exit_code == 0  # the lock is free again: the next night runs
     assert api.contact_count() == 5
+
+
+PASTED_KEY = "es-live-Zq7vT3xP9kW2mR4-key"
+HEX_KEY = "a3f9c2e8b7d14f6a9e0c5b2d8f7a1c3e"  # looks like a name, and is a key
+
+
+def test_a_key_pasted_into_api_key_env_is_refused_and_never_echoed(home: Path) -> None:
+    config = write_config(home, "http://127.0.0.1:9/api/v1", f'api_key_env = "{PASTED_KEY}"\n')
+    result = nightly(config, key=PASTED_KEY)
+    assert result.exit_code == 2, result.output
+    assert json_line(result) == {
+        "command": "nightly",
+        "config": str(config),
+        "error": "import.toml line 7: api_key_env must name an environment variable such as "
+        "ENGAGESPARK_API_KEY, not hold the key itself: put the key in that variable (or in a "
+        "file named by api_key_file) and write only the variable's name here, in letters, "
+        "digits and _.",
+        "exit_code": 2,
+    }
+    for text in (result.stdout, result.stderr, result.output):
+        for fragment in (PASTED_KEY, "Zq7vT3xP9kW2mR4"):
+            assert fragment not in text
+
+
+def test_a_key_that_looks_like_a_name_is_not_echoed_either(api: Sandbox, home: Path) -> None:
+    config = write_config(home, api.url, f'api_key_env = "{HEX_KEY}"\n')
+    write_export(home / "inbox" / "export.csv", range(100, 103))
+    result = nightly(config)
+    assert result.exit_code == 2, result.output
+    assert json_line(result)["error"] == (
+        "No API key: set the environment variable named by api_key_env or pass --api-key-file "
+        "(find the key in engageSPARK under Account Settings > API Key)."
+    )
+    assert HEX_KEY not in result.output
+    assert HEX_KEY[:12] not in result.stdout + result.stderr
+    assert api.request_count() == 0
+
+
+def test_a_plain_variable_name_is_named_in_the_message(home: Path) -> None:
+    config = write_config(home, "http://127.0.0.1:9/api/v1", 'api_key_env = "ORG_ES_KEY"\n')
+    result = nightly(config)
+    assert result.exit_code == 2, result.output
+    assert json_line(result)["error"] == (
+        "No API key: set ORG_ES_KEY or pass --api-key-file "
+        "(find the key in engageSPARK under Account Settings > API Key)."
+    )
+
+
+def test_a_ledger_that_is_a_symlink_loop_is_a_short_json_line(home: Path) -> None:
+    config = write_config(home, "http://127.0.0.1:9/api/v1")
+    (home / "ledger.sqlite").symlink_to("ledger.sqlite")
+    result = nightly(config)
+    assert result.exit_code == 2, result.output
+    assert json_line(result)["error"] == (
+        f"The ledger {home / 'ledger.sqlite'} is a symbolic link that loops (it points back "
+        "to itself): point it at the ledger file, or give the file itself with --ledger."
+    )
+
+
+def test_a_held_lock_through_a_symlink_exits_4(api: Sandbox, home: Path) -> None:
+    base = BASE_CONFIG.replace("ledger.sqlite", "current.sqlite")
+    config = write_config(home, api.url, base=base)
+    (home / "current.sqlite").symlink_to("ledger.sqlite")
+    write_export(home / "inbox" / "export.csv", range(100, 105))
+    with LedgerLock(home / "ledger.sqlite"):
+        result = nightly(config)
+    assert result.exit_code == 4, result.output
+    assert json_line(result)["error"].startswith("Another bulkimport run (pid ")
+    assert api.request_count() == 0
 
 
 _APPENDED = len(BASE_CONFIG.splitlines()) + 1
@@ -466,3 +577,53 @@ def test_log_lines_never_hold_the_key_or_a_full_number() -> None:
     )
     assert Redact(["k-123"]).filter(record)
     assert record.getMessage() == "key *** sent 63917*****67"
+
+
+# --- progress without a terminal ----------------------------------------------------------
+
+
+@pytest.fixture
+def default_verbosity() -> Iterator[io.StringIO]:
+    """Logging as `bulkimport` sets it up without -v: the root shows warnings, on stderr."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root, progress = logging.getLogger(), logging.getLogger("bulkimport.progress")
+    levels = root.level, progress.level
+    root.setLevel(logging.WARNING)
+    progress.setLevel(logging.NOTSET)
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(levels[0])
+    progress.setLevel(levels[1])
+
+
+def test_without_a_terminal_a_progress_line_shows_every_ten_seconds(
+    default_verbosity: io.StringIO,
+) -> None:
+    now = [100.0]
+    sink = progress_for(io.StringIO(), clock=lambda: now[0])  # not a terminal
+    assert isinstance(sink, LogProgress)
+    sink.begin(0)
+    for second in range(1, 26):
+        now[0] = 100.0 + second
+        sink.advance(40)
+    sink.end()
+    assert default_verbosity.getvalue().splitlines() == [
+        "INFO sending rows as they are read",
+        "INFO sent 400 rows (40 rows/s)",  # at 10 s
+        "INFO sent 800 rows (40 rows/s)",  # at 20 s
+        "INFO sent 1000 rows",
+    ]
+    assert not re.search(r"\d{9}", default_verbosity.getvalue())  # counts, never a number
+
+
+def test_json_output_keeps_progress_quiet(default_verbosity: io.StringIO) -> None:
+    sink = progress_for(io.StringIO(), quiet=True, clock=lambda: 0.0)
+    assert isinstance(sink, NoProgress)
+    sink.begin(10)
+    sink.advance(10)
+    sink.end()
+    assert default_verbosity.getvalue() == ""
+    assert logging.getLogger("bulkimport.progress").level == logging.NOTSET
