@@ -67,7 +67,18 @@ class RowsInMemoryLedger(Ledger):
             if status in wanted and payload is not None and in_sources:
                 yield QueuedRow(index + 1, payload, status, False)
 
-    def mark_sending(self, row_ids: Sequence[int]) -> None:
+    def count_queued(
+        self,
+        engagement_id: int,
+        source_ids: Sequence[int],
+        statuses: Sequence[RowStatus] = SENDABLE,
+    ) -> int:
+        return sum(
+            status in statuses and self._where[index][0] in source_ids
+            for index, status in enumerate(self._row_status)
+        )
+
+    def mark_sending(self, row_ids: Sequence[int], run_id: int | None = None) -> None:
         for row_id in row_ids:
             self._row_status[row_id - 1] = RowStatus.SENDING
 
@@ -83,6 +94,7 @@ class RowsInMemoryLedger(Ledger):
         run_id: int | None = None,
         source_ids: Sequence[int] | None = None,
         row_ids: Sequence[int] | None = None,
+        touched_by: int | None = None,
     ) -> Counter[str]:
         if row_ids is not None:
             return Counter(self._row_status[row_id - 1].value for row_id in row_ids)

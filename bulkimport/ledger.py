@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bulkimport.contacts import RowStatus
-from bulkimport.errors import LedgerError
+from bulkimport.errors import LedgerBusy, LedgerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_LEDGER = Path("bulkimport.sqlite")
 PAGE = 1000  # rows per keyset page and per executemany chunk
+BUSY_SECONDS = 5.0  # how long a write waits for another program's transaction on the ledger
 
 S = RowStatus
 # Every legal move of a row, in one place. ``None`` is a row not yet recorded.
@@ -113,7 +114,61 @@ CREATE TABLE attempts (
 """
 
 # Each entry upgrades the schema from version N to N + 1.
-MIGRATIONS: dict[int, str] = {0: _SCHEMA}
+MIGRATIONS: dict[int, str] = {
+    0: _SCHEMA,
+    # 2: which run last recorded or sent each row (a retry's rows, a night's own rows),
+    # and each run's row counts as they stood when it finished.
+    1: """
+    ALTER TABLE rows ADD COLUMN last_run_id INTEGER;
+    UPDATE rows SET last_run_id = run_id;
+    CREATE INDEX rows_last_run ON rows(last_run_id);
+    ALTER TABLE runs ADD COLUMN counts TEXT
+    """,
+}
+
+
+def stored_text(text: str) -> str:
+    """Return ``text`` as SQLite can store it: a file name's undecodable bytes as escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def ledger_error(error: sqlite3.Error, path: Path | None) -> LedgerError:
+    """Return the LedgerError that says what went wrong with the ledger file and what to do.
+
+    Only a file that is not an SQLite database is called "not a ledger": a ledger
+    that is busy, read-only or on a full disk is fine, and replacing it would
+    forget who was subscribed.
+    """
+    name = getattr(error, "sqlite_errorname", "")
+    where = path or "the ledger"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return LedgerBusy(
+            f"The ledger {where} is busy: another program holds a write transaction on it "
+            "(an sqlite3 shell, a backup tool?); close it and run again."
+        )
+    if name.startswith("SQLITE_FULL"):
+        return LedgerError(
+            f"The disk holding the ledger {where} is full: free some space and run again "
+            "(the ledger is consistent; nothing recorded so far is lost)."
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return LedgerError(
+            f"Cannot write the ledger {where} (no permission, or a read-only file or folder): "
+            "make the file and its folder writable for this user, or give another --ledger."
+        )
+    if name.startswith("SQLITE_NOTADB"):
+        return LedgerError(
+            f"{where} is not a bulkimport ledger ({error}): give another file with --ledger."
+        )
+    if name.startswith("SQLITE_CORRUPT"):
+        return LedgerError(
+            f"{where} is damaged ({error}): restore it from a backup, or give another "
+            "file with --ledger."
+        )
+    return LedgerError(
+        f"The ledger {where} cannot be used ({error}): check the disk and the file's "
+        "permissions, then run again."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +237,28 @@ class RunInfo:
     files: list[str]
     counts: dict[str, int]
     settings: dict[str, Any]
+    incomplete: list[Incomplete]
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """A file whose rows were not all recorded: a run stopped while reading it."""
+
+    source_id: int
+    path: str
+    sheet: str
+    engagement_id: int
+    recorded: int
+    last_row: int | None
+
+    def describe(self) -> str:
+        """Return one sentence: which file, how far it was recorded, what to do."""
+        sheet = f" [{self.sheet}]" if self.sheet else ""
+        upto = f"up to row {self.last_row}" if self.last_row else "no rows"
+        return (
+            f"{self.path}{sheet} was not read to its end ({upto} recorded): "
+            "run the same `bulkimport run` command again to record and send the rest."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +292,22 @@ class Ledger:
         """Open or create the ledger at ``path`` (mode 0600), migrating its schema."""
         if path.is_dir():
             raise LedgerError(f"Ledger {path} is a folder: give a file name with --ledger.")
-        if not path.exists():
-            try:
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
-            except FileNotFoundError as error:
-                raise LedgerError(
-                    f"Cannot create the ledger {path}: its folder does not exist."
-                ) from error
         try:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+        except FileNotFoundError as error:
+            raise LedgerError(
+                f"Cannot create the ledger {path}: its folder does not exist."
+            ) from error
+        except OSError as error:
+            raise LedgerError(
+                f"Cannot create the ledger {path} ({error.strerror}): "
+                "give a writable place with --ledger."
+            ) from error
+        try:
+            connection = sqlite3.connect(
+                path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
             # Before anything writes: another program's database is refused untouched.
             cls(connection, path)._refuse_foreign()
             connection.execute("PRAGMA journal_mode=WAL")
@@ -238,11 +322,8 @@ class Ledger:
                 )
             ledger = cls(connection, path)
             ledger._migrate()
-        except sqlite3.DatabaseError as error:
-            raise LedgerError(
-                f"{path} is not a bulkimport ledger ({error}): "
-                "give another file with --ledger, or move this one away."
-            ) from error
+        except sqlite3.Error as error:
+            raise ledger_error(error, path) from error
         return ledger
 
     @classmethod
@@ -268,6 +349,8 @@ class Ledger:
                 f"this one knows {SCHEMA_VERSION}): upgrade bulkimport to read it."
             )
         self._refuse_foreign()
+        if 0 < version < SCHEMA_VERSION:
+            self._back_up(version)
         while version < SCHEMA_VERSION:
             with self._write():
                 for statement in MIGRATIONS[version].split(";"):
@@ -275,6 +358,19 @@ class Ledger:
                         self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version = {version}")
+
+    def _back_up(self, version: int) -> None:
+        """Copy the ledger to ``<ledger>.schema<N>.bak`` (mode 0600) before migrating it."""
+        if self.path is None:
+            return
+        target = self.path.with_name(f"{self.path.name}.schema{version}.bak")
+        if not target.exists():
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+            copy = sqlite3.connect(target)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
 
     def _refuse_foreign(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -295,13 +391,24 @@ class Ledger:
         if self._db.in_transaction:  # inside transaction(): the outer one commits
             yield self._db
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise ledger_error(error, self.path) from error
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise ledger_error(error, self.path) from error
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ledger_error(error, self.path) from error
 
     # Runs ---------------------------------------------------------------------
 
@@ -315,10 +422,12 @@ class Ledger:
         return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int, exit_code: int) -> None:
+        """Record a run's end, with the rows it recorded or sent as they stand now."""
+        counts = self.counts(touched_by=run_id)
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET finished_at = ?, exit_code = ? WHERE id = ?",
-                (_now(), exit_code, run_id),
+                "UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE id = ?",
+                (_now(), exit_code, json.dumps(dict(counts), sort_keys=True), run_id),
             )
 
     def run_settings(self, run_id: int) -> tuple[int, dict[str, Any]]:
@@ -367,7 +476,14 @@ class Ledger:
             cursor = db.execute(
                 "INSERT INTO sources (run_id, engagement_id, path, sha256, sheet, header) "
                 "VALUES (?,?,?,?,?,?)",
-                (run_id, engagement_id, path, sha256, sheet, json.dumps(list(header))),
+                (
+                    run_id,
+                    engagement_id,
+                    stored_text(path),
+                    sha256,
+                    sheet,
+                    json.dumps(list(header)),
+                ),
             )
         return int(cursor.lastrowid or 0)
 
@@ -425,13 +541,15 @@ class Ledger:
         with self._write() as db:
             db.executemany(
                 """
-                INSERT OR IGNORE INTO rows (source_id, run_id, engagement_id, row_number,
-                    status, identity, phone, contact_id, reason, payload, cells, updated_at)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT OR IGNORE INTO rows (source_id, run_id, last_run_id, engagement_id,
+                    row_number, status, identity, phone, contact_id, reason, payload, cells,
+                    updated_at)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """,
                 [
                     (
                         source_id,
+                        run_id,
                         run_id,
                         engagement_id,
                         row.row_number,
@@ -483,7 +601,11 @@ class Ledger:
         return found
 
     def forget_unsent_rows(self, run_id: int, source_ids: Sequence[int]) -> int:
-        """Delete the rows ``run_id`` recorded for these sources and never sent; return how many."""
+        """Forget what ``run_id`` recorded of these sources and never sent; return the rows.
+
+        Sources the run itself added, left without rows, are forgotten too: a file
+        that was refused is not an incomplete import.
+        """
         marks = ",".join("?" * len(source_ids)) or "NULL"
         with self._write() as db:
             cursor = db.execute(
@@ -491,6 +613,15 @@ class Ledger:
                 "AND status IN ('pending', 'invalid', 'duplicate', 'skipped')",
                 (run_id, *source_ids),
             )
+            empty = (
+                f"id IN ({marks}) AND run_id = ? "
+                "AND NOT EXISTS (SELECT 1 FROM rows r WHERE r.source_id = sources.id)"
+            )
+            db.execute(
+                f"DELETE FROM run_sources WHERE source_id IN (SELECT id FROM sources WHERE {empty})",
+                (*source_ids, run_id),
+            )
+            db.execute(f"DELETE FROM sources WHERE {empty}", (*source_ids, run_id))
         return cursor.rowcount
 
     def recover_interrupted(self) -> int:
@@ -538,9 +669,31 @@ class Ledger:
                 yield QueuedRow(row_id, json.loads(payload), RowStatus(status), bool(reuse))
             last = page[-1][0]
 
-    def mark_sending(self, row_ids: Sequence[int]) -> None:
-        """Commit a batch's rows as ``sending``: called before its request leaves."""
-        self._move(row_ids, S.SENDING)
+    def count_queued(
+        self,
+        engagement_id: int,
+        source_ids: Sequence[int],
+        statuses: Sequence[RowStatus] = SENDABLE,
+    ) -> int:
+        """Return how many rows of these sources wait to be sent."""
+        found = self._db.execute(
+            f"SELECT count(*) FROM rows WHERE engagement_id = ? "
+            f"AND status IN ({','.join('?' * len(statuses))}) "
+            f"AND source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})",
+            (engagement_id, *(s.value for s in statuses), *source_ids),
+        ).fetchone()
+        return int(found[0])
+
+    def mark_sending(self, row_ids: Sequence[int], run_id: int | None = None) -> None:
+        """Commit a batch's rows as ``sending`` by ``run_id``: called before its request leaves."""
+        with self._write() as db:
+            self._guarded_update(
+                db,
+                S.SENDING,
+                "last_run_id = coalesce(?, last_run_id)",
+                [(run_id, row_id) for row_id in row_ids],
+                _now(),
+            )
 
     def settle(
         self, settlements: Sequence[Settlement], attempts: Sequence[AttemptRecord], run_id: int
@@ -555,8 +708,9 @@ class Ledger:
                 self._guarded_update(
                     db,
                     status,
-                    "contact_id = coalesce(?, contact_id), reason = ?, reuse = max(reuse, ?)",
-                    [(s.contact_id, s.reason, int(s.maybe_sent), s.row_id) for s in group],
+                    "contact_id = coalesce(?, contact_id), reason = ?, reuse = max(reuse, ?), "
+                    "last_run_id = ?",
+                    [(s.contact_id, s.reason, int(s.maybe_sent), run_id, s.row_id) for s in group],
                     now,
                 )
             db.executemany(
@@ -579,10 +733,6 @@ class Ledger:
                     for a in attempts
                 ],
             )
-
-    def _move(self, row_ids: Sequence[int], new: RowStatus) -> None:
-        with self._write() as db:
-            self._guarded_update(db, new, "", [(row_id,) for row_id in row_ids], _now())
 
     @staticmethod
     def _guarded_update(
@@ -621,8 +771,13 @@ class Ledger:
         run_id: int | None = None,
         source_ids: Sequence[int] | None = None,
         row_ids: Sequence[int] | None = None,
+        touched_by: int | None = None,
     ) -> Counter[str]:
-        """Count rows by status: of given rows, given sources, one run's rows, or all."""
+        """Count rows by status: of given rows, given sources, one run's rows, or all.
+
+        ``touched_by`` counts the rows a run recorded or sent last (a retry's rows,
+        a night's own rows), as they stand now.
+        """
         if row_ids is not None:
             counted: Counter[str] = Counter()
             for start in range(0, len(row_ids), 500):
@@ -647,6 +802,9 @@ class Ledger:
         elif run_id is not None:
             query = "SELECT status, count(*) FROM rows WHERE run_id = ? GROUP BY status"
             params = (run_id,)
+        elif touched_by is not None:
+            query = "SELECT status, count(*) FROM rows WHERE last_run_id = ? GROUP BY status"
+            params = (touched_by,)
         else:
             query, params = "SELECT status, count(*) FROM rows GROUP BY status", ()
         return Counter({status: n for status, n in self._db.execute(query, params)})
@@ -669,9 +827,18 @@ class Ledger:
     def runs(self) -> list[RunInfo]:
         """Every run, newest first, with its files and row counts."""
         infos = []
-        for run_id, command, engagement, started, finished, code, settings in self._db.execute(
-            "SELECT id, command, engagement_id, started_at, finished_at, exit_code, settings "
-            "FROM runs ORDER BY id DESC"
+        for (
+            run_id,
+            command,
+            engagement,
+            started,
+            finished,
+            code,
+            settings,
+            counts,
+        ) in self._db.execute(
+            "SELECT id, command, engagement_id, started_at, finished_at, exit_code, "
+            "settings, counts FROM runs ORDER BY id DESC"
         ).fetchall():
             files = [
                 path
@@ -690,11 +857,39 @@ class Ledger:
                     finished,
                     code,
                     files,
-                    dict(self.counts(run_id=run_id)),
+                    json.loads(counts) if counts else dict(self.counts(touched_by=run_id)),
                     json.loads(settings),
+                    self.incomplete_sources(self.sources_of(run_id)),
                 )
             )
         return infos
+
+    def incomplete_sources(self, source_ids: Sequence[int] | None = None) -> list[Incomplete]:
+        """Return the files whose rows were not all recorded (a run stopped while reading).
+
+        A file stops counting as incomplete once a later version of it (same
+        path, sheet and engagement) was recorded to its end.
+        """
+        where, params = "", tuple[int, ...]()
+        if source_ids is not None:
+            where = f"AND s.id IN ({','.join('?' * len(source_ids)) or 'NULL'})"
+            params = tuple(source_ids)
+        found = self._db.execute(
+            f"""
+            SELECT s.id, s.path, s.sheet, s.engagement_id, count(r.id), max(r.row_number)
+            FROM sources s LEFT JOIN rows r ON r.source_id = s.id
+            WHERE s.complete = 0 {where}
+              AND NOT EXISTS (SELECT 1 FROM sources later WHERE later.id > s.id
+                  AND later.path = s.path AND later.sheet = s.sheet
+                  AND later.engagement_id = s.engagement_id AND later.complete = 1)
+            GROUP BY s.id ORDER BY s.id
+            """,
+            params,
+        ).fetchall()
+        return [
+            Incomplete(int(i), path, sheet, int(engagement), int(n), last)
+            for i, path, sheet, engagement, n, last in found
+        ]
 
     def headers(self, *, source_ids: Sequence[int] | None = None) -> list[list[str]]:
         """Return the header of each source (of some sources, or all), oldest first."""
