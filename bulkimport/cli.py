@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -23,7 +23,7 @@ from bulkimport.check import CheckSummary, check_files
 from bulkimport.columns import MapOverride, parse_map
 from bulkimport.config import NightlyConfig, check_paths, load_config
 from bulkimport.credentials import API_KEY_ENV, load_api_key
-from bulkimport.errors import BulkImportError, ExitCode, InputError
+from bulkimport.errors import BulkImportError, ExitCode, InputError, RefusalCause
 from bulkimport.ledger import DEFAULT_LEDGER, Ledger
 from bulkimport.lock import LedgerLock
 from bulkimport.nightly import (
@@ -45,9 +45,11 @@ from bulkimport.validate import ImportOptions, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Control characters, bidi overrides and invisible marks a hostile cell could
-# use to rewrite the terminal; they are shown as escapes instead.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Control characters, bidi overrides, invisible marks (a hostile cell could use them
+# to rewrite the terminal) and undecodable bytes of file names are shown as escapes.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]"
+)
 
 
 def shown(text: object) -> str:
@@ -270,37 +272,71 @@ def connection_options(command: F) -> F:
 
 
 def make_sender(
-    key: str, settings: SendSettings, stop: threading.Event, *, as_json: bool, dry_run: bool
+    key: str, settings: SendSettings, signals: StopSignals, *, as_json: bool, dry_run: bool
 ) -> Sender:
     """Return the client and progress display a send loop uses."""
     return Sender(
         EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout)),
         progress=progress_for(sys.stderr, quiet=as_json),
-        stop=stop,
+        stop=signals.stop,
+        hard_stop=signals.hard_stop,
         dry_run=_print_dry_batch if dry_run else None,
     )
 
 
+class StopSignals(NamedTuple):
+    """The two stop requests a send loop honours."""
+
+    stop: threading.Event  # finish the batches in flight, record them, send no more
+    hard_stop: threading.Event  # do not wait for the batches in flight
+
+
+# Ctrl-C, and what a service manager or a closed terminal sends.
+GRACEFUL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
-def stop_on_first_interrupt() -> Iterator[threading.Event]:
-    """First Ctrl-C: finish the batches in flight and stop. Second: stop at once."""
-    stop = threading.Event()
+def graceful_stop() -> Iterator[StopSignals]:
+    """First Ctrl-C, SIGTERM or SIGHUP: finish the batches in flight and stop.
+
+    A second: stop at once, recording every answer that already arrived. A third:
+    interrupt wherever the command is.
+    """
+    signals = StopSignals(threading.Event(), threading.Event())
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+        name = signal.Signals(signum).name
+        if signals.hard_stop.is_set():
             raise KeyboardInterrupt
-        stop.set()
+        if signals.stop.is_set():
+            signals.hard_stop.set()
+            click.secho(f"\n{name}: stopping now.", err=True, fg="yellow")
+            return
+        signals.stop.set()
         click.secho(
-            "\nStopping after the batches in flight (Ctrl-C again to stop now)...",
+            f"\n{name}: stopping after the batches in flight (Ctrl-C again to stop now)...",
             err=True,
             fg="yellow",
         )
 
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {signum: signal.signal(signum, handle) for signum in GRACEFUL_SIGNALS}
     try:
-        yield stop
+        yield signals
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def exit_now_if_abandoned(summary: RunSummary, code: int) -> None:
+    """Exit without waiting for send threads when a stop at once left batches in flight.
+
+    Their answers would never be recorded (their rows are already `sending`, and
+    become `unknown` on the next start), so waiting for them helps nobody.
+    """
+    if summary.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 @contextmanager
@@ -388,15 +424,14 @@ def run(
         concurrency=concurrency,
         timeout=timeout,
     )
-    with open_ledger(ledger, dry_run=dry_run) as book, stop_on_first_interrupt() as stop:
-        sender = make_sender(key, settings, stop, as_json=as_json, dry_run=dry_run)
+    with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
+        sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
         with sender.client:
             summary = run_import(
                 list(files), import_opts, settings, book, sender, resubscribe=resubscribe
             )
-        if results is not None and not dry_run:
-            write_results(book, results, source_ids=summary.source_ids)
-    _finish_send(summary, results, as_json)
+        written = _write_results(book, results, summary.source_ids, summary, dry_run=dry_run)
+    _finish_send(summary, written, as_json)
 
 
 @main.command()
@@ -443,14 +478,13 @@ def retry(
     if results is not None:
         check_destination(results)
     summaries = []
-    with open_ledger(ledger, dry_run=dry_run) as book, stop_on_first_interrupt() as stop:
+    with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
         if run_id is not None:
             engagements = [book.run_settings(run_id)[0]]
         else:
             engagements = book.engagements_with_open_rows(include_rejected=include_rejected)
         if not engagements:
-            click.echo("Nothing to retry: every row in the ledger is settled.")
-            sys.exit(int(ExitCode.OK))
+            _nothing_to_retry(book, run_id)
         for engagement_id in engagements:
             saved = (
                 book.run_settings(run_id)[1]
@@ -465,20 +499,58 @@ def retry(
                 concurrency=concurrency,
                 timeout=timeout,
             )
-            sender = make_sender(key, settings, stop, as_json=as_json, dry_run=dry_run)
+            sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
             with sender.client:
                 summary = retry_rows(
                     book, settings, sender, run_id=run_id, include_rejected=include_rejected
                 )
             summaries.append(summary)
-            if summary.refused or summary.unavailable or stop.is_set():
+            if summary.refused or summary.unavailable or signals.stop.is_set():
                 break
-        if results is not None and not dry_run:
-            ids = sorted({i for s in summaries for i in s.source_ids})
-            write_results(book, results, source_ids=ids)
+        ids = sorted({i for s in summaries for i in s.source_ids})
+        written = _write_results(book, results, ids, summaries[-1], dry_run=dry_run)
     for summary in summaries[:-1]:
         _print_send(summary, None, as_json)
-    _finish_send(summaries[-1], results, as_json)
+    _finish_send(summaries[-1], written, as_json)
+
+
+def _nothing_to_retry(book: Ledger, run_id: int | None) -> None:
+    """Say there is nothing to send, and exit: 0 only when no file is missing rows."""
+    incomplete = book.incomplete_sources(book.sources_of(run_id) if run_id is not None else None)
+    if not incomplete:
+        click.echo("Nothing to retry: every row in the ledger is settled.")
+        sys.exit(int(ExitCode.OK))
+    click.echo("Nothing recorded is left to send, but not every file was read to its end:")
+    for item in incomplete:
+        click.secho(shown(f"  {item.describe()}"), fg="yellow")
+    sys.exit(int(ExitCode.ROWS_NEED_ATTENTION))
+
+
+def _write_results(
+    book: Ledger,
+    target: Path | None,
+    source_ids: Sequence[int],
+    summary: RunSummary,
+    *,
+    dry_run: bool,
+) -> Path | None:
+    """Write the results file after a send; a failure is reported with the summary.
+
+    What was sent matters more than the results file: the summary is printed
+    either way, and `bulkimport results` can write the file later.
+    """
+    if target is None or dry_run:
+        return None
+    try:
+        write_results(book, target, source_ids=source_ids)
+    except InputError as error:
+        summary.problems.append(
+            f"{error} The import itself is recorded: `bulkimport results -o FILE` "
+            "writes the results later."
+        )
+        summary.decide_exit_code()
+        return None
+    return target
 
 
 @main.command()
@@ -509,9 +581,13 @@ def results(ledger: Path, run_id: int | None, output: Path) -> None:
             book.run_settings(run_id)  # refuses an unknown run
             source_ids = book.sources_of(run_id)
         count = write_results(book, output, source_ids=source_ids)
+        incomplete = book.incomplete_sources(source_ids)
     finally:
         book.close()
     click.echo(f"Wrote {count:,} rows to {output}")
+    for item in incomplete:
+        click.secho(shown(f"Incomplete: {item.describe()}"), err=True, fg="yellow")
+    sys.exit(int(ExitCode.ROWS_NEED_ATTENTION if incomplete else ExitCode.OK))
 
 
 @main.command()
@@ -541,8 +617,10 @@ def status(ledger: Path, as_json: bool) -> None:
             f"  ({ended})"
         )
         if info.files:
-            click.echo(f"  files: {', '.join(info.files)}")
+            click.echo(shown(f"  files: {', '.join(info.files)}"))
         click.echo(f"  rows:  {_counts_line(info.counts) or 'none'}")
+        for item in info.incomplete:
+            click.secho(shown(f"  incomplete: {item.describe()}"), fg="yellow")
 
 
 def _run_json(info: Any) -> dict[str, Any]:
@@ -555,6 +633,7 @@ def _run_json(info: Any) -> dict[str, Any]:
         "exit_code": info.exit_code,
         "files": info.files,
         "rows": info.counts,
+        "incomplete": [item.describe() for item in info.incomplete],
     }
 
 
@@ -572,6 +651,7 @@ def _print_dry_batch(label: str, reuse: bool, payloads: list[dict[str, Any]]) ->
 
 def _finish_send(summary: RunSummary, results_path: Path | None, as_json: bool) -> None:
     _print_send(summary, results_path, as_json)
+    exit_now_if_abandoned(summary, int(summary.exit_code))
     sys.exit(int(summary.exit_code))
 
 
@@ -582,10 +662,8 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
         click.echo(json.dumps(line, ensure_ascii=False))
         return
     title = "Dry run" if summary.dry_run else summary.command.capitalize()
-    click.echo(
-        f"\n{title} {summary.run_id} · engagement {summary.engagement_id}"
-        + (f" · {', '.join(summary.files)}" if summary.files else "")
-    )
+    files = f" · {', '.join(summary.files)}" if summary.files else ""
+    click.echo(f"\n{title} {summary.run_id} · engagement {summary.engagement_id}" + shown(files))
     click.echo(f"  rows: {_counts_line(summary.counts) or 'none'}")
     retries = f", {summary.retries} retries" if summary.retries else ""
     click.echo(
@@ -595,7 +673,11 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
     if summary.recovered:
         click.echo(f"  {summary.recovered} rows interrupted earlier were marked unknown.")
     if summary.stopped:
-        click.secho(f"  {summary.stopped}", fg="yellow")
+        click.secho(shown(f"  {summary.stopped}"), fg="yellow")
+    for item in summary.incomplete:
+        click.secho(shown(f"  Incomplete: {item}"), fg="yellow")
+    for problem in summary.problems:
+        click.secho(shown(f"  {problem}"), fg="red")
     if results_path:
         click.echo(f"  Results written to {results_path}")
     for hint in _next_steps(summary, results_path):
@@ -609,7 +691,9 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
         hints.append(f"fix the invalid rows (reasons in {where}) and run the file again.")
     if counts["failed"]:
         hints.append("the server rejected some rows; their reasons are in the results.")
-    if summary.refused_status == 404:
+    if summary.refused_cause is RefusalCause.SETTING:
+        hints.append("fix --api-url (or api_url in the config), then `bulkimport retry`.")
+    elif summary.refused_cause is RefusalCause.ENGAGEMENT:
         # retry would send to the same engagement: the rows must go to the right one.
         hints.append(
             "run the file again with the right --engagement; the rows recorded for "
@@ -617,6 +701,8 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
         )
     elif summary.refused:
         hints.append("fix what the message above says, then `bulkimport retry`.")
+    elif summary.incomplete:
+        hints.append("run the same command again to read the files to their end.")
     elif counts["pending"] or counts["unknown"] or counts["sending"]:
         hints.append("`bulkimport retry` sends the rows left pending or unknown.")
     return hints
@@ -640,7 +726,10 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
 @click.option(
     "--faults",
     default="",
-    help='Misbehave on purpose, e.g. "429=0.1,500=0.05,reset=0.05,slow=0.05,shuffle=0.5".',
+    help='Misbehave on purpose, e.g. "429=0.1,500=0.05,reset=0.05,slow=0.05,shuffle=0.5,'
+    'nodata=0.05,trickle=0.05". nodata: a 2xx without the contact list (bare list, HTML page '
+    "or 204); trickle: the answer one byte every trickle_ms (default 1000). Also "
+    "slow_seconds, retry_after.",
 )
 @click.option("--seed", type=int, default=0, help="Seed for the faults, to repeat a rehearsal.")
 def sandbox(
@@ -726,14 +815,19 @@ def nightly(config_path: Path, check_config: bool) -> None:
         with (
             night_log(config.log_file, secrets=(key,)),
             client,
-            stop_on_first_interrupt() as stop,
+            graceful_stop() as signals,
         ):
-            summary = run_night(config, Sender(client, progress=LogProgress(), stop=stop))
+            sender = Sender(
+                client, progress=LogProgress(), stop=signals.stop, hard_stop=signals.hard_stop
+            )
+            summary = run_night(config, sender)
     except BulkImportError as error:
         line = failure_json(config_path, error, error.exit_code)
         click.echo(json.dumps(line, ensure_ascii=False))
         raise
     click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+    for part in summary.parts:
+        exit_now_if_abandoned(part, int(summary.exit_code))
     sys.exit(int(summary.exit_code))
 
 

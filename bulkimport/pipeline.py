@@ -8,6 +8,7 @@ worker, and its outcome is recorded when the worker returns.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from bulkimport.api import DEFAULT_API_URL, EngageSparkClient
 from bulkimport.contacts import RowStatus
-from bulkimport.errors import ApiRefused, ExitCode, InputError
+from bulkimport.errors import ApiRefused, ExitCode, InputError, RefusalCause
 from bulkimport.ledger import (
     PAGE,
     SENDABLE,
@@ -32,7 +33,7 @@ from bulkimport.ledger import (
 from bulkimport.plan import batched
 from bulkimport.retry import ConsecutiveFailures, RetryPolicy
 from bulkimport.send import BatchOutcome, Subscriber, subscribe_batch
-from bulkimport.sources import fingerprint, open_source
+from bulkimport.sources import fingerprint
 from bulkimport.validate import (
     CheckedRow,
     ImportOptions,
@@ -43,6 +44,8 @@ from bulkimport.validate import (
 )
 
 log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
 
 NEEDS_ATTENTION = ("invalid", "duplicate", "failed", "unknown", "pending", "sending")
 
@@ -109,8 +112,12 @@ class RunSummary:
     retries: int = 0
     recovered: int = 0
     stopped: str = ""  # why sending stopped early, in a sentence
+    incomplete: list[str] = field(default_factory=list)  # files not read to their end
+    abandoned: int = 0  # batches left in flight by a stop at once (their rows: sending)
+    problems: list[str] = field(default_factory=list)  # e.g. the results file failed
     refused: bool = False
     refused_status: int | None = None  # 401 key, 402 funds, 403 organization, 404 engagement
+    refused_cause: RefusalCause | None = None
     unavailable: bool = False
     exit_code: ExitCode = ExitCode.OK
     dry_run: bool = False
@@ -121,7 +128,12 @@ class RunSummary:
             self.exit_code = ExitCode.API_REFUSED
         elif self.unavailable:
             self.exit_code = ExitCode.API_UNAVAILABLE
-        elif any(self.counts[s] for s in NEEDS_ATTENTION) or self.stopped:
+        elif (
+            any(self.counts[s] for s in NEEDS_ATTENTION)
+            or self.stopped
+            or self.incomplete
+            or self.problems
+        ):
             self.exit_code = ExitCode.ROWS_NEED_ATTENTION
         else:
             self.exit_code = ExitCode.OK
@@ -138,6 +150,8 @@ class RunSummary:
             "retries": self.retries,
             "recovered": self.recovered,
             "stopped": self.stopped or None,
+            "incomplete": self.incomplete,
+            "problems": self.problems,
             "dry_run": self.dry_run,
             "duration_seconds": round(self.duration, 3),
             "exit_code": int(self.exit_code),
@@ -151,7 +165,8 @@ class Sender:
     client: EngageSparkClient
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Progress = field(default_factory=NoProgress)
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # finish what is in flight
+    hard_stop: threading.Event = field(default_factory=threading.Event)  # stop at once
     dry_run: DryRunSink | None = None
     failures_to_stop: int = 3
 
@@ -179,38 +194,53 @@ def run_import(
     *,
     resubscribe: bool = False,
 ) -> RunSummary:
-    """Record every row of ``paths`` in the ledger, then send the sendable ones."""
+    """Record every row of ``paths`` in the ledger, then send the sendable ones.
+
+    No request leaves before every row of every file is recorded: a file that
+    breaks off halfway, or changes while it is read, sends nothing and leaves
+    nothing a later `retry` could send. A stop while reading leaves the files
+    marked incomplete (every command says so); the same command continues.
+    """
     started = time.monotonic()
     summary = RunSummary("run", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
     with open_sources(paths, options) as sources:
         custom = resolve_custom_fields(sources, sender.client) if _has_custom(sources) else {}
-        _read_through(sources, options)
         summary.run_id = ledger.start_run("run", settings.engagement_id, settings.to_json())
         summary.files = [s.table.source for s in sources]
+        before = {s.table.source: _look(Path(s.table.source)) for s in sources}
         source_ids = _register_sources(ledger, summary.run_id, settings.engagement_id, sources)
         summary.source_ids = list(source_ids.values())
-        queued = _record_and_queue(
-            ledger,
-            summary.run_id,
-            settings.engagement_id,
-            source_ids,
-            checked_rows(sources, options, custom_fields=custom),
-            resubscribe=resubscribe,
-        )
         try:
-            _send(ledger, queued, 0, settings, sender, summary)
-            if not sender.stop.is_set():
-                # Refused or API down: record the rest so `retry` can finish without
-                # the file. (Stopped on request: the same command continues instead.)
-                for _ in queued:
-                    pass
+            complete = _record(
+                ledger,
+                summary.run_id,
+                settings.engagement_id,
+                source_ids,
+                checked_rows(sources, options, custom_fields=custom),
+                resubscribe=resubscribe,
+                stop=sender.stop,
+            )
+            if complete:
+                _refuse_changed(sources, before)
         except InputError:
-            # Not expected after _read_through; if a file still breaks off, its unsent
-            # rows must not go out later with `retry`.
             ledger.forget_unsent_rows(summary.run_id, summary.source_ids)
             ledger.finish_run(summary.run_id, int(ExitCode.USAGE))
             raise
+    if complete:
+        for source_id in summary.source_ids:
+            ledger.complete_source(source_id)
+        queued = ledger.queued_rows(
+            engagement_id=settings.engagement_id, source_ids=summary.source_ids
+        )
+        total = ledger.count_queued(settings.engagement_id, summary.source_ids)
+        _send(ledger, queued, total, settings, sender, summary)
+    else:
+        summary.stopped = (
+            "Stopped on request while reading the files: nothing was sent; run the same "
+            "command again to record the rest and send."
+        )
+    summary.incomplete = [i.describe() for i in ledger.incomplete_sources(summary.source_ids)]
     summary.counts = ledger.counts(source_ids=summary.source_ids)
     return _finish(ledger, summary, started)
 
@@ -223,7 +253,11 @@ def retry_rows(
     run_id: int | None = None,
     include_rejected: bool = False,
 ) -> RunSummary:
-    """Send again the rows of one engagement that are pending or unknown (and failed, if asked)."""
+    """Send again the rows of one engagement that are pending or unknown (and failed, if asked).
+
+    Files a stopped run did not read to the end are named in ``incomplete``:
+    their recorded rows are sent, and the summary never calls them settled.
+    """
     started = time.monotonic()
     summary = RunSummary("retry", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
@@ -240,6 +274,11 @@ def retry_rows(
     summary.source_ids = touched
     _send(ledger, iter(queued), len(queued), settings, sender, summary)
     summary.counts = ledger.counts(row_ids=[row.id for row in queued])
+    summary.incomplete = [
+        i.describe()
+        for i in ledger.incomplete_sources(source_ids)
+        if i.engagement_id == settings.engagement_id
+    ]
     return _finish(ledger, summary, started)
 
 
@@ -275,20 +314,29 @@ def _register_sources(
     return ids
 
 
-def _read_through(sources: Sequence[MappedSource], options: ImportOptions) -> None:
-    """Read each text file to its end once, so that one breaking off halfway sends nothing.
+def _look(path: Path) -> tuple[int, int] | None:
+    """Return a file's size and modification time, to notice it changing while read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
-    Workbooks need no such pass: they are loaded whole when opened.
-    """
+
+def _refuse_changed(
+    sources: Sequence[MappedSource], before: Mapping[str, tuple[int, int] | None]
+) -> None:
+    """Raise InputError when a file changed between its fingerprint and its last row."""
     for source in sources:
-        if source.table.encoding is None:
-            continue
-        with open_source(Path(source.table.source), options.read) as table:
-            for _ in table.rows:
-                pass
+        name = source.table.source
+        if _look(Path(name)) != before[name]:
+            raise InputError(
+                f"{name} changed while it was being read: nothing was sent. Run again once "
+                "the program writing it has finished."
+            )
 
 
-def _record_and_queue(
+def _record(
     ledger: Ledger,
     run_id: int,
     engagement_id: int,
@@ -296,15 +344,15 @@ def _record_and_queue(
     rows: Iterable[CheckedRow],
     *,
     resubscribe: bool,
-) -> Iterator[QueuedRow]:
-    """Record checked rows a chunk at a time, yielding each chunk's sendable rows at once.
+    stop: threading.Event,
+) -> bool:
+    """Record checked rows a chunk at a time; return False when a stop request cut it short.
 
-    So the first batch leaves after one chunk, and later chunks are read, checked
-    and recorded while earlier batches are on the wire. A row is always recorded
-    before it is queued; rows a resumed import recorded earlier are queued again
-    when their chunk comes round.
+    Rows a resumed import recorded earlier keep their state.
     """
     for chunk in batched(rows, PAGE):
+        if stop.is_set():
+            return False
         by_source: dict[str, list[CheckedRow]] = {}
         for checked in chunk:
             by_source.setdefault(checked.source_row.source, []).append(checked)
@@ -323,13 +371,7 @@ def _record_and_queue(
             ledger.record_rows(
                 source_id, run_id, engagement_id, [_new_row(c, handled) for c in checked_list]
             )
-            yield from ledger.queued_rows(
-                engagement_id=engagement_id,
-                source_ids=[source_id],
-                rows_between=(checked_list[0].source_row.row, checked_list[-1].source_row.row),
-            )
-    for source_id in source_ids.values():
-        ledger.complete_source(source_id)
+    return True
 
 
 def _new_row(checked: CheckedRow, handled: Mapping[str, str]) -> NewRow:
@@ -374,85 +416,187 @@ def _send(
     summary: RunSummary,
 ) -> None:
     """Send the queued rows on a bounded pool, recording each batch as it ends."""
-    assert summary.run_id is not None
-    run_id = summary.run_id
-    sender.progress.begin(total)
-    breaker = ConsecutiveFailures(sender.failures_to_stop)
-    limit = ConcurrencyLimit(settings.concurrency)
-    refused: ApiRefused | None = None
-    in_flight: dict[Future[BatchOutcome], tuple[str, list[QueuedRow]]] = {}
-    done: set[Future[BatchOutcome]] = set()  # answered, not yet recorded
+    _SendLoop(ledger, settings, sender, summary).run(queued, total)
 
-    def settle() -> None:
-        nonlocal refused
-        for future in sorted(done, key=lambda f: in_flight[f][0]):
-            label, rows = in_flight.pop(future)
-            outcome = future.result()
-            _settle(ledger, run_id, label, outcome, summary)
-            breaker.record(not outcome.unavailable)
-            limit.record(outcome)
-            refused = refused or outcome.refused
-            sender.progress.advance(len(rows))
-        done.clear()
 
-    def wait_for_a_slot() -> None:
-        while len(in_flight) - len(done) >= limit.current:
-            running = [f for f in in_flight if f not in done]
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            done.update(finished)
-        # A refusal or an outage must be seen before another batch leaves.
-        if any(f.result().refused or f.result().unavailable for f in done):
-            settle()
+@dataclass(frozen=True)
+class _InFlight:
+    number: int  # batches settle in the order they left (7.9 before 7.10)
+    label: str
+    rows: list[QueuedRow]
 
-    try:
-        with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="send") as pool:
-            for number, batch in enumerate(_batches(queued, settings), start=1):
-                wait_for_a_slot()
-                if refused or breaker.tripped or sender.stop.is_set():
+
+class _SendLoop:
+    """One send loop: batches out on a pool, answers recorded by this thread only.
+
+    Whatever ends the loop (the end of the rows, a refusal, a stop request, an
+    error in the ledger), every answer that arrived is recorded before it returns
+    or raises. A stop at once (a second Ctrl-C or SIGTERM) does not wait for the
+    batches in flight: their rows stay ``sending`` and become ``unknown`` on the
+    next start, to be re-sent with contact reuse.
+    """
+
+    def __init__(
+        self, ledger: Ledger, settings: SendSettings, sender: Sender, summary: RunSummary
+    ) -> None:
+        assert summary.run_id is not None
+        self.ledger = ledger
+        self.settings = settings
+        self.sender = sender
+        self.summary = summary
+        self.run_id = summary.run_id
+        self.policy = sender.policy.with_stop(sender.stop)
+        self.breaker = ConsecutiveFailures(sender.failures_to_stop)
+        self.limit = ConcurrencyLimit(settings.concurrency)
+        self.in_flight: dict[Future[BatchOutcome], _InFlight] = {}
+        self.refused: ApiRefused | None = None
+        self.stop_reason = ""  # the API asked for a pause longer than the run will wait
+
+    def run(self, queued: Iterator[QueuedRow], total: int) -> None:
+        self.sender.progress.begin(total)
+        pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="send")
+        try:
+            for number, batch in enumerate(_batches(queued, self.settings), start=1):
+                self._wait_for_a_slot()
+                if self._must_stop():
                     break
-                reuse = settings.reuse or any(row.reuse for row in batch)
-                label = f"{run_id}.{number}"
-                if sender.dry_run is not None:
-                    sender.dry_run(label, reuse, [row.payload for row in batch])
-                    summary.batches += 1
-                    continue
-                with ledger.transaction():  # committed before the batch leaves
-                    ledger.mark_sending([row.id for row in batch])
-                    settle()  # the batches that ended meanwhile
-                subscribers = [Subscriber(row.id, row.payload) for row in batch]
-                future = pool.submit(
-                    subscribe_batch,
-                    sender.client,
-                    settings.engagement_id,
-                    subscribers,
-                    reuse=reuse,
-                    policy=sender.policy,
-                    label=label,
-                )
-                in_flight[future] = (label, batch)
-                summary.batches += 1
-            done.update(in_flight)
-            wait(in_flight)
-            settle()
-    finally:
-        sender.progress.end()
-    if refused:
-        summary.stopped = str(refused)
-    elif breaker.tripped:
-        summary.stopped = (
-            f"The API failed {breaker.count} batches in a row even after retries: "
-            "sending stopped; run `bulkimport retry` when it is back."
+                self._submit(pool, number, batch)
+            self._wait_for_all()
+            self._record(self._answered())
+        except BaseException:
+            self._record_what_arrived()
+            raise
+        finally:
+            # Never wait here: after a stop at once the batches in flight are left behind.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.sender.progress.end()
+        self._conclude()
+
+    def _must_stop(self) -> bool:
+        return bool(
+            self.refused or self.stop_reason or self.breaker.tripped or self.sender.stop.is_set()
         )
-    elif sender.stop.is_set():
-        summary.stopped = "Stopped on request: run the same command again to continue."
-    summary.refused = refused is not None
-    summary.refused_status = refused.status if refused else None
-    summary.unavailable = breaker.tripped
+
+    def _running(self) -> list[Future[BatchOutcome]]:
+        return [future for future in self.in_flight if not future.done()]
+
+    def _answered(self) -> list[Future[BatchOutcome]]:
+        done = [future for future in self.in_flight if future.done()]
+        return sorted(done, key=lambda future: self.in_flight[future].number)
+
+    def _wait_for_a_slot(self) -> None:
+        # Polled, so that a stop at once is seen while answers are awaited.
+        while len(self._running()) >= self.limit.current and not self.sender.hard_stop.is_set():
+            wait(self._running(), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        # A refusal or an outage must be seen before another batch leaves.
+        answered = self._answered()
+        if any(_ends_run(future.result()) for future in answered):
+            self._record(answered)
+
+    def _wait_for_all(self) -> None:
+        while self._running() and not self.sender.hard_stop.is_set():
+            wait(self._running(), timeout=POLL_SECONDS)
+
+    def _submit(self, pool: ThreadPoolExecutor, number: int, batch: list[QueuedRow]) -> None:
+        reuse = self.settings.reuse or any(row.reuse for row in batch)
+        label = f"{self.run_id}.{number}"
+        self.summary.batches += 1
+        if self.sender.dry_run is not None:
+            self.sender.dry_run(label, reuse, [row.payload for row in batch])
+            return
+        # The rows are `sending` on disk before the batch leaves; the batches that
+        # ended meanwhile are recorded in the same transaction (one sync).
+        self._record(self._answered(), sending=[row.id for row in batch])
+        future = pool.submit(
+            subscribe_batch,
+            self.sender.client,
+            self.settings.engagement_id,
+            [Subscriber(row.id, row.payload) for row in batch],
+            reuse=reuse,
+            policy=self.policy,
+            label=label,
+        )
+        self.in_flight[future] = _InFlight(number, label, batch)
+
+    def _record(
+        self, answered: Sequence[Future[BatchOutcome]], *, sending: Sequence[int] = ()
+    ) -> None:
+        """Record answered batches (and mark a new batch ``sending``) in one transaction."""
+        if not answered and not sending:
+            return
+        outcomes = [(self.in_flight[future], future.result()) for future in answered]
+        with self.ledger.transaction():
+            if sending:
+                self.ledger.mark_sending(sending, self.run_id)
+            for batch, outcome in outcomes:
+                _settle(self.ledger, self.run_id, batch.label, outcome)
+        # Committed: only now are these batches off the books.
+        for future, (batch, outcome) in zip(answered, outcomes, strict=True):
+            del self.in_flight[future]
+            self._learn(batch, outcome)
+
+    def _learn(self, batch: _InFlight, outcome: BatchOutcome) -> None:
+        self.summary.attempts += len(outcome.attempts)
+        self.summary.retries += max(0, len(outcome.attempts) - 1)
+        self.breaker.record(not outcome.unavailable)
+        self.limit.record(outcome)
+        self.refused = self.refused or outcome.refused
+        self.stop_reason = self.stop_reason or (outcome.stop_reason or "")
+        self.sender.progress.advance(len(batch.rows))
+
+    def _record_what_arrived(self) -> None:
+        """After an error: wait for the batches in flight (unless stopping at once), record all.
+
+        Each batch is recorded on its own, so that one that cannot be recorded
+        does not cost the others.
+        """
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self._wait_for_all()
+        for future in self._answered():
+            batch = self.in_flight[future]
+            try:
+                self._record([future])
+            except Exception as error:  # noqa: BLE001 - the first error is re-raised
+                log.error(
+                    "batch %s (%d rows) could not be recorded (%s): its rows stay in flight "
+                    "and are re-sent with contact reuse by the next run",
+                    batch.label,
+                    len(batch.rows),
+                    error,
+                )
+
+    def _conclude(self) -> None:
+        summary = self.summary
+        summary.abandoned = len(self.in_flight)
+        if self.refused:
+            summary.stopped = str(self.refused)
+        elif self.stop_reason:
+            summary.stopped = self.stop_reason
+        elif self.breaker.tripped:
+            summary.stopped = (
+                f"The API failed {self.breaker.count} batches in a row even after retries: "
+                "sending stopped; run `bulkimport retry` when it is back."
+            )
+        elif summary.abandoned:
+            summary.stopped = (
+                f"Stopped at once: {summary.abandoned} batch(es) were still waiting for an "
+                "answer; `bulkimport retry` re-sends their rows with contact reuse."
+            )
+        elif self.sender.stop.is_set():
+            summary.stopped = (
+                "Stopped on request: `bulkimport retry` (or the same command) sends the rest."
+            )
+        summary.refused = self.refused is not None
+        summary.refused_status = self.refused.status if self.refused else None
+        summary.refused_cause = self.refused.cause if self.refused else None
+        summary.unavailable = self.breaker.tripped or bool(self.stop_reason)
 
 
-def _settle(
-    ledger: Ledger, run_id: int, label: str, outcome: BatchOutcome, summary: RunSummary
-) -> None:
+def _ends_run(outcome: BatchOutcome) -> bool:
+    return bool(outcome.refused or outcome.unavailable or outcome.stop_reason)
+
+
+def _settle(ledger: Ledger, run_id: int, label: str, outcome: BatchOutcome) -> None:
     settlements = [
         Settlement(
             o.key, o.status, o.contact_id, o.reason, maybe_sent=o.status is RowStatus.UNKNOWN
@@ -473,8 +617,6 @@ def _settle(
         for a in outcome.attempts
     ]
     ledger.settle(settlements, attempts, run_id)
-    summary.attempts += len(outcome.attempts)
-    summary.retries += max(0, len(outcome.attempts) - 1)
 
 
 class ConcurrencyLimit:

@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,15 +31,30 @@ log = logging.getLogger(__name__)
 START_AFTER_ROWS = 5_000  # below this a worker's start-up costs more than it saves
 CHUNK_ROWS = 2_000
 CHUNKS_AHEAD = 4
+PARENT_CHECK_SECONDS = 0.5
 
 _worker_phones: PhoneNormalizer | None = None
 
 
-def _start_worker(policy: PhonePolicy) -> None:
+def _start_worker(policy: PhonePolicy, parent: int) -> None:
     global _worker_phones
-    # Ctrl-C is the main process's business: it finishes cleanly and stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Stopping is the main process's business: it finishes cleanly and stops us.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    # ``parent`` comes from the parent itself: one killed while we started up is noticed too.
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     _worker_phones = PhoneNormalizer(policy)
+
+
+def _end_with(parent: int) -> None:
+    """End this worker as soon as its parent is gone, however the parent ended.
+
+    Otherwise a worker of a killed run would live on, holding the caller's
+    stdout open (``bulkimport run big.csv | cat`` would never end).
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _normalize_many(raws: list[str]) -> list[str | Rejected]:
@@ -107,7 +124,7 @@ class PhonePrefetch:
                     self._workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self._phones.policy,),
+                    initargs=(self._phones.policy, os.getpid()),
                 )
             return self._pool.submit(_normalize_many, raws)
         except (OSError, RuntimeError, BrokenProcessPool) as error:
