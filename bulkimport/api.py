@@ -33,6 +33,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Retry
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from bulkimport.credentials import check_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 
 DEFAULT_API_URL = "https://start.engagespark.com/api/v1"
@@ -443,26 +444,6 @@ def _redact_tokens(text: str) -> str:
     return _TOKEN_VALUE.sub(r"\1***", text)
 
 
-def _check_api_key(key: str, source: str) -> str:
-    """Return the key without surrounding whitespace, or raise InputError if it cannot be sent.
-
-    A key must be printable ASCII without spaces: anything else cannot go in an
-    HTTP header, or came from a file that holds more than the key. The message
-    never shows the key.
-
-    Mirrors :func:`bulkimport.credentials.check_api_key` until that is the one check.
-    """
-    stripped = key.strip(" \t\r\n")  # what editors and shells add; anything else is refused
-    if not stripped:
-        raise InputError("The API key is empty: set ENGAGESPARK_API_KEY or give a key file.")
-    if not all("!" <= char <= "~" for char in stripped):
-        raise InputError(
-            f"The API key from {source} holds a space, line break, control or non-ASCII "
-            "character: put only the key in ENGAGESPARK_API_KEY or the key file."
-        )
-    return stripped
-
-
 class _AttemptWatch:
     """Cuts one attempt's connection when its deadline passes, whatever it is waiting for.
 
@@ -608,8 +589,7 @@ class EngageSparkClient:
                 f"The API URL {base_url!r} is not an http(s) address: "
                 f"give one like {DEFAULT_API_URL}."
             )
-        # TODO(credentials): use bulkimport.credentials.check_api_key once it exists.
-        self._api_key = _check_api_key(api_key, "the environment or key file")
+        self._api_key = check_api_key(api_key, "the API key given to the client")
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self._local = _ThreadSessions()

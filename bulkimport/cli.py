@@ -22,7 +22,7 @@ from bulkimport.api import DEFAULT_API_URL, EngageSparkClient, Timeouts
 from bulkimport.check import CheckSummary, check_files
 from bulkimport.columns import MapOverride, parse_map
 from bulkimport.config import NightlyConfig, check_paths, load_config
-from bulkimport.credentials import API_KEY_ENV, load_api_key
+from bulkimport.credentials import API_KEY_ENV, describe_env, load_api_key
 from bulkimport.errors import BulkImportError, ExitCode, InputError, RefusalCause
 from bulkimport.ledger import DEFAULT_LEDGER, Ledger
 from bulkimport.lock import LedgerLock
@@ -314,7 +314,8 @@ def graceful_stop() -> Iterator[StopSignals]:
             return
         signals.stop.set()
         click.secho(
-            f"\n{name}: stopping after the batches in flight (Ctrl-C again to stop now)...",
+            f"\n{name}: stopping after the batches in flight (press Ctrl-C or send {name} "
+            "again to stop now)...",
             err=True,
             fg="yellow",
         )
@@ -865,7 +866,9 @@ def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
 
 
 def _key_note(config: NightlyConfig) -> str:
-    where = f"file {config.api_key_file}" if config.api_key_file else f"${config.api_key_env}"
+    where = (
+        f"file {config.api_key_file}" if config.api_key_file else describe_env(config.api_key_env)
+    )
     try:
         load_api_key(os.environ, config.api_key_file, config.api_key_env)
     except InputError as error:

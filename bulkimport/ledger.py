@@ -617,9 +617,9 @@ class Ledger:
                 f"id IN ({marks}) AND run_id = ? "
                 "AND NOT EXISTS (SELECT 1 FROM rows r WHERE r.source_id = sources.id)"
             )
+            forgotten = f"SELECT id FROM sources WHERE {empty}"
             db.execute(
-                f"DELETE FROM run_sources WHERE source_id IN (SELECT id FROM sources WHERE {empty})",
-                (*source_ids, run_id),
+                f"DELETE FROM run_sources WHERE source_id IN ({forgotten})", (*source_ids, run_id)
             )
             db.execute(f"DELETE FROM sources WHERE {empty}", (*source_ids, run_id))
         return cursor.rowcount

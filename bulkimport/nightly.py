@@ -253,10 +253,10 @@ class NightSummary:
 
     @property
     def rows(self) -> Counter[str]:
-        """Return the rows the night's runs touched, by status."""
+        """Return the rows tonight's runs recorded or sent, by status (not earlier nights')."""
         total: Counter[str] = Counter()
         for part in self.parts:
-            total.update(part.counts)
+            total.update(part.touched)
         return +total
 
     def decide_exit_code(self) -> None:
@@ -380,6 +380,20 @@ def _work(
             _import_file(config, ledger, settings, sender, night, path)
         if night.files[path].outcome in (FileOutcome.PROCESSED, FileOutcome.SKIPPED):
             _archive(config, night, path)
+    _judge_incomplete_at_the_end(ledger, night)
+
+
+def _judge_incomplete_at_the_end(ledger: Ledger, night: NightSummary) -> None:
+    """Keep only files still incomplete after the night: tonight's import may have finished one.
+
+    The retry of earlier rows comes first and sees a file an earlier night did
+    not read to its end; the import of that file later tonight completes it.
+    """
+    still = {item.describe() for item in ledger.incomplete_sources()}
+    for part in night.parts:
+        if part.incomplete:
+            part.incomplete = [item for item in part.incomplete if item in still]
+            part.decide_exit_code()
 
 
 def _finish_open_rows(

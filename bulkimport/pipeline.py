@@ -115,6 +115,7 @@ class RunSummary:
     incomplete: list[str] = field(default_factory=list)  # files not read to their end
     abandoned: int = 0  # batches left in flight by a stop at once (their rows: sending)
     problems: list[str] = field(default_factory=list)  # e.g. the results file failed
+    touched: Counter[str] = field(default_factory=Counter)  # rows this run recorded or sent
     refused: bool = False
     refused_status: int | None = None  # 401 key, 402 funds, 403 organization, 404 engagement
     refused_cause: RefusalCause | None = None
@@ -286,6 +287,7 @@ def _finish(ledger: Ledger, summary: RunSummary, started: float) -> RunSummary:
     summary.decide_exit_code()
     summary.duration = time.monotonic() - started
     if summary.run_id is not None:
+        summary.touched = ledger.counts(touched_by=summary.run_id)
         ledger.finish_run(summary.run_id, int(summary.exit_code))
     return summary
 

@@ -113,7 +113,9 @@ def test_a_base_url_that_is_not_http_is_an_input_error(url: str) -> None:
 
 
 def test_an_empty_key_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="ENGAGESPARK_API_KEY"):
+    with pytest.raises(InputError, match="is empty: put your engageSPARK API key in it"):
+        EngageSparkClient("")
+    with pytest.raises(InputError, match="has a space at character 1"):
         EngageSparkClient("  ")
 
 
@@ -128,9 +130,9 @@ def test_a_key_that_cannot_go_in_a_header_is_an_input_error_without_the_key(key:
     assert "second-line" not in str(refused.value)
 
 
-def test_surrounding_whitespace_of_a_key_is_dropped(requests_mock: Mocker) -> None:
+def test_one_trailing_line_break_of_a_key_is_dropped(requests_mock: Mocker) -> None:
     requests_mock.post(SUBSCRIBE, status_code=201, json={"data": []})
-    with EngageSparkClient(f"  {KEY}\n", BASE) as api:
+    with EngageSparkClient(f"{KEY}\n", BASE) as api:
         api.post_subscription(1234, [JUAN], reuse=False)
     assert last_request(requests_mock).headers["Authorization"] == f"Token {KEY}"
 

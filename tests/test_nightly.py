@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import stat
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -627,3 +628,32 @@ def test_json_output_keeps_progress_quiet(default_verbosity: io.StringIO) -> Non
     sink.end()
     assert default_verbosity.getvalue() == ""
     assert logging.getLogger("bulkimport.progress").level == logging.NOTSET
+
+
+def test_a_night_counts_only_its_own_rows_after_a_night_stopped_while_reading(
+    api: Sandbox, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 1 stops after recording 1,000 of 3,000 rows; night 2 reports each row once."""
+    config = load_config(write_config(home, api.url))
+    lines = [f"P{n},0917 {n // 10000:03d} {n % 10000:04d}" for n in range(3000)]
+    (home / "inbox" / "export.csv").write_text("\n".join(["Name,Mobile", *lines]) + "\n")
+    stop = threading.Event()
+    original = Ledger.record_rows
+
+    def stop_after_first_chunk(self: Ledger, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        stop.set()
+
+    monkeypatch.setattr(Ledger, "record_rows", stop_after_first_chunk)
+    first = run_night(config, Sender(client_for(api), policy=NO_WAIT, stop=stop), now=lambda: NIGHT)
+    monkeypatch.setattr(Ledger, "record_rows", original)
+    assert first.exit_code is ExitCode.ROWS_NEED_ATTENTION
+    assert first.to_json()["rows"] == {"pending": 1000}
+    assert api.request_count() == 0
+
+    second = night(config, client_for(api))
+    assert second.exit_code is ExitCode.OK
+    # The retry part sends the 1,000 recorded rows, the import part records and sends
+    # the other 2,000: 3,000 in all, not 1,000 counted twice.
+    assert second.to_json()["rows"] == {"subscribed": 3000}
+    assert ledger_counts(config.ledger) == {"subscribed": 3000}
