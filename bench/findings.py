@@ -333,19 +333,19 @@ def _worker_fixes(details: Result) -> list[str]:
 # Cheap per-row savings, each shown only while its source pattern is still in the code.
 TRIMS = (
     (
-        "bulkimport.normalize",
+        "bulkimport.rows.normalize",
         "def _integers(text: str) -> tuple[int, ...] | None:\n    parts",
         "`normalize.py` `_integers`: return `()` at once for an empty cell (the groups column "
         "is usually missing or empty): about 1.4 → 0.05 µs a row",
     ),
     (
-        "bulkimport.normalize",
+        "bulkimport.rows.normalize",
         "c.isspace() for c in email",
         "`normalize.py`: check the email with a precompiled regex instead of "
         "`any(c.isspace() for c in email)`: about 2.4 → 0.5 µs a row",
     ),
     (
-        "bulkimport.sources",
+        "bulkimport.read.sources",
         'if _UNDECODABLE.search("".join(cells))',
         "`sources.py` `_csv_records`: join the cells once and search for undecodable bytes "
         "only when `joined.isascii()` is false: about 0.7 → 0.2 µs a row",
@@ -556,7 +556,7 @@ def _ledger(details: Result, profile: Result | None) -> list[str]:
         *_transactions(profile),
     ]
     fixes = []
-    if _has("bulkimport.ledger", "self._statuses(db,"):
+    if _has("bulkimport.ledger.store", "self._statuses(db,"):
         fixes.append(
             "`ledger.py` `_move` and `settle`: check transitions in SQL instead of reading "
             "every row's status first: `UPDATE rows SET … WHERE id = ? AND status IN (<states "
@@ -564,7 +564,7 @@ def _ledger(details: Result, profile: Result | None) -> list[str]:
             "after with the number of rows and raise `IllegalTransition` on a difference. "
             "This removes `_statuses` and its `SELECT … IN (…)` from every batch."
         )
-    if _has("bulkimport.ledger", "_now(), row_id) for row_id in row_ids"):
+    if _has("bulkimport.ledger.store", "_now(), row_id) for row_id in row_ids"):
         fixes.append("`ledger.py` `_move`: call `_now()` once per call, not once per row.")
     fixes += [
         "`pipeline._send`: settle the finished batches and mark the next batch sending in one "

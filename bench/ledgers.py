@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from bulkimport.contacts import RowStatus
-from bulkimport.ledger import SENDABLE, AttemptRecord, Ledger, NewRow, QueuedRow, Settlement
+from bulkimport.ledger.store import SENDABLE, AttemptRecord, Ledger, NewRow, QueuedRow, Settlement
 
 
 class RowsInMemoryLedger(Ledger):

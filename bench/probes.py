@@ -23,13 +23,13 @@ import profiles
 from ledgers import open_ledger
 from workload import COUNTRY
 
-from bulkimport.api import AttemptResult, EngageSparkClient
-from bulkimport.check import check_files
-from bulkimport.ledger import Ledger
-from bulkimport.phones import PhonePolicy
-from bulkimport.pipeline import Sender, SendSettings, run_import
+from bulkimport.jobs.check import check_files
+from bulkimport.jobs.importing import Sender, SendSettings, run_import
+from bulkimport.ledger.store import Ledger
+from bulkimport.rows.phones import PhonePolicy
+from bulkimport.rows.prepare import ImportOptions, checked_rows, open_sources
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
-from bulkimport.validate import ImportOptions, checked_rows, open_sources
+from bulkimport.send.client import AttemptResult, EngageSparkClient
 
 PROBE_PY = Path(__file__).with_name("probe.py")
 ENGAGEMENT = 1234

@@ -14,12 +14,12 @@ import report
 import workload
 from ledgers import RowsInMemoryLedger
 
-from bulkimport.api import EngageSparkClient
-from bulkimport.ledger import Ledger
-from bulkimport.phones import PhonePolicy
-from bulkimport.pipeline import Sender, SendSettings, run_import
+from bulkimport.jobs.importing import Sender, SendSettings, run_import
+from bulkimport.ledger.store import Ledger
+from bulkimport.rows.phones import PhonePolicy
+from bulkimport.rows.prepare import ImportOptions
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
-from bulkimport.validate import ImportOptions
+from bulkimport.send.client import EngageSparkClient
 
 
 def test_people_are_the_same_for_a_seed_and_differ_for_another() -> None:

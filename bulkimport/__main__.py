@@ -1,6 +1,6 @@
 """``python -m bulkimport`` and the ``bulkimport`` command.
 
-Kept light: worker processes (see :mod:`bulkimport.prefetch`) re-import the
+Kept light: worker processes (see :mod:`bulkimport.rows.workers`) re-import the
 main module when they start, and must not pay for the whole CLI.
 """
 

@@ -114,7 +114,7 @@ class Contact:
 
 
 class RowStatus(StrEnum):
-    """Where a row stands. Legal transitions live in :mod:`bulkimport.ledger`."""
+    """Where a row stands. Legal transitions live in :mod:`bulkimport.ledger.store`."""
 
     INVALID = "invalid"
     DUPLICATE = "duplicate"

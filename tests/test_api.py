@@ -16,14 +16,14 @@ import pytest
 import requests
 from requests_mock import Mocker
 
-from bulkimport.api import (
+from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
+from bulkimport.send.client import (
     DEFAULT_API_URL,
     AttemptKind,
     EngageSparkClient,
     Timeouts,
     parse_retry_after,
 )
-from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 
 KEY = "sk-test-5f3a9c7e1d2b"
 BASE = "https://api.test/api/v1"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from bulkimport.columns import map_columns, parse_map
 from bulkimport.contacts import Field
 from bulkimport.errors import InputError
+from bulkimport.rows.columns import map_columns, parse_map
 
 
 @pytest.mark.parametrize(

@@ -37,14 +37,14 @@ from typing import Any
 
 import pytest
 
-from bulkimport.api import AttemptResult, EngageSparkClient, Timeouts
 from bulkimport.errors import ExitCode
-from bulkimport.ledger import Ledger
-from bulkimport.phones import PhonePolicy
-from bulkimport.pipeline import RunSummary, Sender, SendSettings, retry_rows, run_import
-from bulkimport.retry import RetryPolicy
+from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
+from bulkimport.ledger.store import Ledger
+from bulkimport.rows.phones import PhonePolicy
+from bulkimport.rows.prepare import ImportOptions
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
-from bulkimport.validate import ImportOptions
+from bulkimport.send.client import AttemptResult, EngageSparkClient, Timeouts
+from bulkimport.send.retry import RetryPolicy
 
 SEED = 20250301
 STEPS = 220
@@ -390,7 +390,7 @@ def test_an_api_down_all_run_stops_within_its_budget_and_retry_finishes(
         assert down.attempts == len(slept) + 3 < 3 * 100  # the budget ended each batch
         waited: dict[str, float] = {}
         for record in caplog.records:
-            if record.name == "bulkimport.retry" and isinstance(record.args, tuple):
+            if record.name == "bulkimport.send.retry" and isinstance(record.args, tuple):
                 label, _, _, seconds = record.args  # as the retry log line names them
                 assert isinstance(seconds, float)
                 waited[str(label)] = waited.get(str(label), 0.0) + seconds

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkimport.errors import InputError
-from bulkimport.sources import open_source
+from bulkimport.read.sources import open_source
 
 DATA = Path(__file__).parent / "data"
 SUFFIXES = (".csv", ".txt", ".xlsx", ".ods")

@@ -27,12 +27,12 @@ import pytest
 from click.testing import CliRunner, Result
 from defusedxml import EntitiesForbidden
 
-from bulkimport import sources
 from bulkimport.cli import main
 from bulkimport.errors import InputError
-from bulkimport.ledger import SCHEMA_VERSION, Ledger
+from bulkimport.ledger.store import SCHEMA_VERSION, Ledger
+from bulkimport.read import sources
+from bulkimport.read.sources import CSV_FIELD_SIZE_LIMIT, SAMPLE_BYTES, check_ole2_parses
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
-from bulkimport.sources import CSV_FIELD_SIZE_LIMIT, SAMPLE_BYTES, check_ole2_parses
 
 DATA = Path(__file__).parent / "data"
 HOSTILE = DATA / "hostile"

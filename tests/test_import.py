@@ -16,11 +16,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from bulkimport.api import EngageSparkClient
 from bulkimport.cli import main
-from bulkimport.ledger import Ledger
-from bulkimport.lock import LedgerLock
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import Ledger
 from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
+from bulkimport.send.client import EngageSparkClient
 from tests.conftest import write_csv
 
 PHONES = [f"0917 {n:03d} {n * 7 % 10000:04d}" for n in range(100, 160)]

@@ -10,7 +10,8 @@ import pytest
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import LedgerError, LedgerLocked
-from bulkimport.ledger import (
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import (
     SCHEMA_VERSION,
     TRANSITIONS,
     IllegalTransition,
@@ -19,7 +20,6 @@ from bulkimport.ledger import (
     Settlement,
     check_transition,
 )
-from bulkimport.lock import LedgerLock
 
 S = RowStatus
 
@@ -153,7 +153,8 @@ def test_the_lock_keeps_a_second_process_out_and_names_the_holder(tmp_path: Path
             [
                 sys.executable,
                 "-c",
-                "import sys; from pathlib import Path; from bulkimport.lock import LedgerLock\n"
+                "import sys; from pathlib import Path\n"
+                "from bulkimport.ledger.lock import LedgerLock\n"
                 "try:\n LedgerLock(Path(sys.argv[1])).acquire()\n"
                 "except Exception as e: print(type(e).__name__, e)",
                 str(ledger),

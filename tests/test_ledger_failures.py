@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bulkimport import ledger as ledger_module
-from bulkimport.api import EngageSparkClient
 from bulkimport.cli import main
 from bulkimport.errors import LedgerBusy, LedgerError
-from bulkimport.ledger import Ledger, ledger_error
+from bulkimport.ledger import store as ledger_module
+from bulkimport.ledger.store import Ledger, ledger_error
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
+from bulkimport.send.client import EngageSparkClient
 from tests.conftest import write_csv
 
 pytestmark = pytest.mark.usefixtures("api_env")

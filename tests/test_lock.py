@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bulkimport import lock as lock_module
 from bulkimport.cli import main
 from bulkimport.errors import LedgerError, LedgerLocked
-from bulkimport.ledger import Ledger
-from bulkimport.lock import LedgerLock
+from bulkimport.ledger import lock as lock_module
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import Ledger
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 
 STARTED = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
@@ -190,14 +190,14 @@ print("wrote")
 CHILD_LOCKS = """
 import sys
 from pathlib import Path
-from bulkimport.lock import LedgerLock
+from bulkimport.ledger.lock import LedgerLock
 with LedgerLock(Path(sys.argv[1])):
     print("locked")
 """
 CHILD_HOLDS = """
 import sys
 from pathlib import Path
-from bulkimport.lock import LedgerLock
+from bulkimport.ledger.lock import LedgerLock
 with LedgerLock(Path(sys.argv[1])):
     print("locked", flush=True)
     sys.stdin.read()

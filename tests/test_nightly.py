@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from bulkimport.api import AttemptResult, EngageSparkClient
 from bulkimport.cli import main
-from bulkimport.config import KEYS, ConfigError, NightlyConfig, load_config
 from bulkimport.errors import ExitCode
-from bulkimport.ledger import Ledger
-from bulkimport.lock import LedgerLock
-from bulkimport.nightly import FileOutcome, NightSummary, Redact, run_night, worst
-from bulkimport.pipeline import NoProgress, Sender
-from bulkimport.progress import LogProgress, progress_for
-from bulkimport.retry import RetryPolicy
+from bulkimport.jobs.config import KEYS, ConfigError, NightlyConfig, load_config
+from bulkimport.jobs.importing import NoProgress, Sender
+from bulkimport.jobs.nightly import FileOutcome, NightSummary, Redact, run_night, worst
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import Ledger
+from bulkimport.output.progress import LogProgress, progress_for
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
+from bulkimport.send.client import AttemptResult, EngageSparkClient
+from bulkimport.send.retry import RetryPolicy
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "nightly.toml"
 NO_WAIT = RetryPolicy(max_attempts=3, backoff_base=0, sleep=lambda seconds: None)
@@ -589,7 +589,7 @@ def default_verbosity() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root, progress = logging.getLogger(), logging.getLogger("bulkimport.progress")
+    root, progress = logging.getLogger(), logging.getLogger("bulkimport.output.progress")
     levels = root.level, progress.level
     root.setLevel(logging.WARNING)
     progress.setLevel(logging.NOTSET)
@@ -627,7 +627,7 @@ def test_json_output_keeps_progress_quiet(default_verbosity: io.StringIO) -> Non
     sink.advance(10)
     sink.end()
     assert default_verbosity.getvalue() == ""
-    assert logging.getLogger("bulkimport.progress").level == logging.NOTSET
+    assert logging.getLogger("bulkimport.output.progress").level == logging.NOTSET
 
 
 def test_a_night_counts_only_its_own_rows_after_a_night_stopped_while_reading(

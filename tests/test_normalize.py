@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from bulkimport.columns import map_columns, parse_map
 from bulkimport.contacts import Contact, Problem, Rejected, SourceRow
-from bulkimport.normalize import ContactDefaults, RowNormalizer, split_full_name
-from bulkimport.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.plan import Deduper, batched
+from bulkimport.rows.columns import map_columns, parse_map
+from bulkimport.rows.duplicates import Deduper, batched
+from bulkimport.rows.normalize import ContactDefaults, RowNormalizer, split_full_name
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 
 HEADER = ["First Name", "Last Name", "Mobile", "Email", "Groups", "Contact ID", "Branch"]
 

@@ -10,7 +10,7 @@ from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
 from bulkimport.contacts import Problem, Rejected
 from bulkimport.errors import InputError
-from bulkimport.phones import PhoneNormalizer, PhonePolicy, check_country
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy, check_country
 
 PH = PhonePolicy("PH")
 PH_MOBILE = PhonePolicy("PH", mobile_only=True)
@@ -269,6 +269,6 @@ def test_valid_numbers_normalize_to_e164_and_stay_put(
 
 
 def test_uk_is_taken_for_gb() -> None:
-    from bulkimport.phones import check_country
+    from bulkimport.rows.phones import check_country
 
     assert check_country("uk") == "GB"

@@ -3,8 +3,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 from bulkimport.contacts import Problem, Rejected, SourceRow
-from bulkimport.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.prefetch import PhonePrefetch
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
+from bulkimport.rows.workers import PhonePrefetch
 
 CELLS = ["0917 123 4567", "n/a", "", "+1 415 555 2671", "0918 765 4321", "0917 123 4567", "12"]
 

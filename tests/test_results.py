@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bulkimport import results
 from bulkimport.errors import InputError
-from bulkimport.results import formula_safe, write_table
+from bulkimport.output import tables as results
+from bulkimport.output.tables import formula_safe, write_table
 
 COLUMNS = ("row", "name", "phone", "status", "contact id", "reason")
 ROWS: list[tuple[object, ...]] = [

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from bulkimport.api import AttemptKind, AttemptResult
-from bulkimport.retry import (
+from bulkimport.send.client import AttemptKind, AttemptResult
+from bulkimport.send.retry import (
     ConsecutiveFailures,
     RetryPolicy,
     StopRequested,
@@ -247,7 +247,7 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once() -> None:
 
 
 def test_each_retry_is_logged_without_phone_or_key(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bulkimport.retry")
+    caplog.set_level(logging.INFO, logger="bulkimport.send.retry")
     policy, _ = recording_policy()
     secret = AttemptResult(
         kind=AttemptKind.NOT_PROCESSED,

@@ -29,10 +29,10 @@ from bulkimport import cli
 from bulkimport.cli import main
 from bulkimport.credentials import check_api_key, load_api_key
 from bulkimport.errors import InputError
-from bulkimport.pipeline import Sender
-from bulkimport.results import FORMULA_PREFIXES
-from bulkimport.retry import RetryPolicy
+from bulkimport.jobs.importing import Sender
+from bulkimport.output.tables import FORMULA_PREFIXES
 from bulkimport.sandbox import NO_FAULTS, Faults, Sandbox
+from bulkimport.send.retry import RetryPolicy
 
 KEY = "es-live-Zq7vT3xP9kW2mR4-key"
 WRONG_KEY = "es-live-Hh5m8Jc1Lp6Qx0-not-the-key"

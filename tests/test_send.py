@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from bulkimport.api import AttemptKind, AttemptResult, EngageSparkClient, Timeouts
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import RefusalCause
-from bulkimport.retry import RetryPolicy
 from bulkimport.sandbox import Faults, Sandbox
-from bulkimport.send import (
+from bulkimport.send.batch import (
     EVERY_PART_REJECTED,
     NOT_IN_ANSWER,
     STOPPED_BEFORE_RESENT,
@@ -25,6 +23,8 @@ from bulkimport.send import (
     Subscriber,
     subscribe_batch,
 )
+from bulkimport.send.client import AttemptKind, AttemptResult, EngageSparkClient, Timeouts
+from bulkimport.send.retry import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=5, backoff_base=0, sleep=lambda seconds: None)
 PATIENT = RetryPolicy(max_attempts=40, backoff_base=0, sleep=lambda seconds: None)
@@ -347,7 +347,7 @@ def test_an_answer_naming_too_few_contacts_says_so() -> None:
 def test_a_wait_beyond_the_cap_stops_the_batch_and_asks_the_run_to_stop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bulkimport.send")
+    caplog.set_level(logging.WARNING, logger="bulkimport.send.batch")
     asks = result(AttemptKind.NOT_PROCESSED, 429, message="throttled", retry_after=999999)
     client = ScriptedClient(asks, created_for())
     outcome = send(client, people("639170000001", "639170000002"))

@@ -21,7 +21,7 @@ from openpyxl.styles import Font
 
 from bulkimport.contacts import SourceRow
 from bulkimport.errors import InputError
-from bulkimport.sources import (
+from bulkimport.read.sources import (
     CSV_FIELD_SIZE_LIMIT,
     DEFAULT_OPTIONS,
     MAX_SHEET_CELLS,

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from bulkimport.cli import main
-from bulkimport.ledger import Ledger
+from bulkimport.ledger.store import Ledger
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 from tests.conftest import write_csv
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from bulkimport.api import DEFAULT_API_URL, AttemptKind, EngageSparkClient, Timeouts
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import RefusalCause
-from bulkimport.retry import RetryPolicy
 from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
-from bulkimport.send import EVERY_PART_REJECTED, BatchOutcome, Subscriber, subscribe_batch
+from bulkimport.send.batch import EVERY_PART_REJECTED, BatchOutcome, Subscriber, subscribe_batch
+from bulkimport.send.client import DEFAULT_API_URL, AttemptKind, EngageSparkClient, Timeouts
+from bulkimport.send.retry import RetryPolicy
 
 NO_WAIT = RetryPolicy(max_attempts=6, backoff_base=0, sleep=lambda seconds: None)
 KEY = "sk-strange-7d1e"

@@ -13,10 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkimport.api import AttemptKind, AttemptResult, EngageSparkClient, is_existing_contact
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused
-from bulkimport.retry import RetryPolicy, StopRequested, TransientFailure, describe_wait
+from bulkimport.send.client import (
+    AttemptKind,
+    AttemptResult,
+    EngageSparkClient,
+    is_existing_contact,
+)
+from bulkimport.send.retry import RetryPolicy, StopRequested, TransientFailure, describe_wait
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 
 from bulkimport.contacts import Rejected, SourceRow
-from bulkimport.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.plan import batched
+from bulkimport.rows.duplicates import batched
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 
 log = logging.getLogger(__name__)
 

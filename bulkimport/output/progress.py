@@ -1,7 +1,7 @@
 """Progress display for the CLI: a bar on a terminal, periodic log lines elsewhere.
 
 Only :mod:`bulkimport.cli` uses this module; the pipeline sees the
-:class:`bulkimport.pipeline.Progress` protocol.
+:class:`bulkimport.jobs.importing.Progress` protocol.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bulkimport.pipeline import NoProgress
-from bulkimport.pipeline import Progress as ProgressSink
+from bulkimport.jobs.importing import NoProgress
+from bulkimport.jobs.importing import Progress as ProgressSink
 
-log = logging.getLogger("bulkimport.progress")
+log = logging.getLogger("bulkimport.output.progress")
 
 
 class BarProgress:
@@ -100,7 +100,7 @@ def progress_for(
 ) -> ProgressSink:
     """Return a bar when ``stream`` is a terminal, log lines otherwise, nothing when quiet.
 
-    The log lines are INFO records of ``bulkimport.progress``; that logger is
+    The log lines are INFO records of ``bulkimport.output.progress``; that logger is
     set to INFO (unless it already logs more), so the lines show at the default
     verbosity, where the root logger shows only warnings.
     """

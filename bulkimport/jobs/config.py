@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bulkimport.api import DEFAULT_API_URL
-from bulkimport.columns import MapOverride, parse_map
 from bulkimport.contacts import Field
 from bulkimport.credentials import API_KEY_ENV
 from bulkimport.errors import InputError
-from bulkimport.ledger import DEFAULT_LEDGER
-from bulkimport.normalize import ContactDefaults
-from bulkimport.phones import PhonePolicy, check_country
-from bulkimport.pipeline import SendSettings
-from bulkimport.sources import ReadOptions
-from bulkimport.validate import ImportOptions
+from bulkimport.jobs.importing import SendSettings
+from bulkimport.ledger.store import DEFAULT_LEDGER
+from bulkimport.read.sources import ReadOptions
+from bulkimport.rows.columns import MapOverride, parse_map
+from bulkimport.rows.normalize import ContactDefaults
+from bulkimport.rows.phones import PhonePolicy, check_country
+from bulkimport.rows.prepare import ImportOptions
+from bulkimport.send.client import DEFAULT_API_URL
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The engageSPARK client: one HTTP attempt at a time, each classified exactly once.
 
-The client does not retry: :mod:`bulkimport.retry` and :mod:`bulkimport.send`
+The client does not retry: :mod:`bulkimport.send.retry` and :mod:`bulkimport.send.batch`
 decide what to do with an :class:`AttemptResult`. What an attempt means for the
 rows is decided here, in :func:`classify_status` and :func:`classify_transport`.
 """

@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bulkimport.api import DEFAULT_API_URL, EngageSparkClient
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused, ExitCode, InputError, RefusalCause
-from bulkimport.ledger import (
+from bulkimport.ledger.store import (
     PAGE,
     SENDABLE,
     AttemptRecord,
@@ -30,11 +29,9 @@ from bulkimport.ledger import (
     QueuedRow,
     Settlement,
 )
-from bulkimport.plan import batched
-from bulkimport.retry import ConsecutiveFailures, RetryPolicy
-from bulkimport.send import BatchOutcome, Subscriber, subscribe_batch
-from bulkimport.sources import fingerprint
-from bulkimport.validate import (
+from bulkimport.read.sources import fingerprint
+from bulkimport.rows.duplicates import batched
+from bulkimport.rows.prepare import (
     CheckedRow,
     ImportOptions,
     MappedSource,
@@ -42,6 +39,9 @@ from bulkimport.validate import (
     checked_rows,
     open_sources,
 )
+from bulkimport.send.batch import BatchOutcome, Subscriber, subscribe_batch
+from bulkimport.send.client import DEFAULT_API_URL, EngageSparkClient
+from bulkimport.send.retry import ConsecutiveFailures, RetryPolicy
 
 log = logging.getLogger(__name__)
 

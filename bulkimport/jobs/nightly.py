@@ -26,15 +26,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bulkimport.config import AfterImport, NightlyConfig
 from bulkimport.contacts import mask_phone
 from bulkimport.errors import ApiRefused, ApiUnavailable, ExitCode, InputError, LedgerLocked
-from bulkimport.ledger import Ledger
-from bulkimport.lock import LedgerLock
-from bulkimport.pipeline import RunSummary, Sender, SendSettings, retry_rows, run_import
-from bulkimport.report import write_results
-from bulkimport.sources import fingerprint
-from bulkimport.validate import open_sources
+from bulkimport.jobs.config import AfterImport, NightlyConfig
+from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import Ledger
+from bulkimport.output.results import write_results
+from bulkimport.read.sources import fingerprint
+from bulkimport.rows.prepare import open_sources
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bulkimport.columns import ColumnMapping
 from bulkimport.contacts import Contact, Field, Problem, Rejected, SourceRow
-from bulkimport.phones import PhoneNormalizer
+from bulkimport.rows.columns import ColumnMapping
+from bulkimport.rows.phones import PhoneNormalizer
 
 # Longer than any real name or address; such a cell is a paste gone wrong.
 MAX_FIELD_LENGTH = 255

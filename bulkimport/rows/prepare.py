@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from bulkimport.columns import ColumnMapping, MapOverride, map_columns
 from bulkimport.contacts import Contact, Problem, SourceRow
 from bulkimport.errors import InputError
-from bulkimport.normalize import ContactDefaults, RowNormalizer
-from bulkimport.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.plan import Deduper
-from bulkimport.prefetch import PhonePrefetch
-from bulkimport.sources import ReadOptions, SourceTable, open_source
+from bulkimport.read.sources import ReadOptions, SourceTable, open_source
+from bulkimport.rows.columns import ColumnMapping, MapOverride, map_columns
+from bulkimport.rows.duplicates import Deduper
+from bulkimport.rows.normalize import ContactDefaults, RowNormalizer
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
+from bulkimport.rows.workers import PhonePrefetch
 
 FIRST_PROBLEMS = 20
 # From about this size (some 5,000 rows) phone numbers are parsed on other cores too.

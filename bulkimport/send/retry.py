@@ -21,7 +21,7 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from bulkimport.api import AttemptResult
+from bulkimport.send.client import AttemptResult
 
 log = logging.getLogger(__name__)
 

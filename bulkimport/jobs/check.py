@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bulkimport.errors import ExitCode
-from bulkimport.results import write_table
-from bulkimport.validate import (
+from bulkimport.output.tables import write_table
+from bulkimport.rows.prepare import (
     CheckedRow,
     ImportOptions,
     MappedSource,

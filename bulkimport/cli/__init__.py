@@ -18,15 +18,12 @@ from typing import Any, NamedTuple, TypeVar
 import click
 
 from bulkimport import __version__
-from bulkimport.api import DEFAULT_API_URL, EngageSparkClient, Timeouts
-from bulkimport.check import CheckSummary, check_files
-from bulkimport.columns import MapOverride, parse_map
-from bulkimport.config import NightlyConfig, check_paths, load_config
 from bulkimport.credentials import API_KEY_ENV, describe_env, load_api_key
 from bulkimport.errors import BulkImportError, ExitCode, InputError, RefusalCause
-from bulkimport.ledger import DEFAULT_LEDGER, Ledger
-from bulkimport.lock import LedgerLock
-from bulkimport.nightly import (
+from bulkimport.jobs.check import CheckSummary, check_files
+from bulkimport.jobs.config import NightlyConfig, check_paths, load_config
+from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
+from bulkimport.jobs.nightly import (
     FileOutcome,
     NightPlan,
     failure_json,
@@ -34,14 +31,17 @@ from bulkimport.nightly import (
     preview_night,
     run_night,
 )
-from bulkimport.normalize import ContactDefaults
-from bulkimport.phones import PhonePolicy, check_country
-from bulkimport.pipeline import RunSummary, Sender, SendSettings, retry_rows, run_import
-from bulkimport.progress import LogProgress, progress_for
-from bulkimport.report import STATUS_ORDER, write_results
-from bulkimport.results import check_destination
-from bulkimport.sources import ReadOptions
-from bulkimport.validate import ImportOptions, Verdict
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import DEFAULT_LEDGER, Ledger
+from bulkimport.output.progress import LogProgress, progress_for
+from bulkimport.output.results import STATUS_ORDER, write_results
+from bulkimport.output.tables import check_destination
+from bulkimport.read.sources import ReadOptions
+from bulkimport.rows.columns import MapOverride, parse_map
+from bulkimport.rows.normalize import ContactDefaults
+from bulkimport.rows.phones import PhonePolicy, check_country
+from bulkimport.rows.prepare import ImportOptions, Verdict
+from bulkimport.send.client import DEFAULT_API_URL, EngageSparkClient, Timeouts
 
 F = TypeVar("F", bound=Callable[..., Any])
 

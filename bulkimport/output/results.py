@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bulkimport.ledger import Ledger, ResultRow
-from bulkimport.results import write_table
+from bulkimport.ledger.store import Ledger, ResultRow
+from bulkimport.output.tables import write_table
 
 RESULT_COLUMNS = ("source", "sheet", "row", "status", "contact_id", "phone", "reason")
 STATUS_ORDER = (

@@ -1,0 +1,1 @@
+"""The ledger: the SQLite store, row states and their transitions, the lock."""

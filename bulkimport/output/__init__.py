@@ -1,0 +1,1 @@
+"""Outputs: results and report files (formula-safe), progress display."""

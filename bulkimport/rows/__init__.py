@@ -1,0 +1,1 @@
+"""Row preparation: columns, phone numbers, normalizing, in-file duplicates, phone workers."""

@@ -1,0 +1,1 @@
+"""Sending: the API client, the retry policy, one batch end to end."""
