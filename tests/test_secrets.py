@@ -25,8 +25,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner, Result
 
-from bulkimport import cli
-from bulkimport.cli import main
+from bulkimport.cli import main, sending
 from bulkimport.credentials import check_api_key, load_api_key
 from bulkimport.errors import InputError
 from bulkimport.jobs.importing import Sender
@@ -110,7 +109,7 @@ def test_a_whole_session_never_reveals_the_key(
 ) -> None:
     waits: list[float] = []  # retries wait here instead of sleeping
     no_sleep = RetryPolicy(backoff_base=0.01, sleep=waits.append)
-    monkeypatch.setattr(cli, "Sender", functools.partial(Sender, policy=no_sleep))
+    monkeypatch.setattr(sending, "Sender", functools.partial(Sender, policy=no_sleep))
     people = write_people(tmp_path / "people.csv", [*PEOPLE[:20], ("Nobody", "12345")])
     later = write_people(tmp_path / "later.csv", PEOPLE[20:])
     key_file = tmp_path / "secret" / "api-key"

@@ -1,0 +1,111 @@
+"""`bulkimport retry`: send again what is left pending or unknown."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bulkimport.cli.display import _finish_send, _print_send, shown
+from bulkimport.cli.options import connection_options, ledger_option
+from bulkimport.cli.sending import _write_results, make_sender, open_ledger
+from bulkimport.cli.stopping import graceful_stop
+from bulkimport.credentials import load_api_key
+from bulkimport.errors import ExitCode, InputError
+from bulkimport.jobs.importing import SendSettings, retry_rows
+from bulkimport.ledger.store import Ledger
+from bulkimport.output.tables import check_destination
+
+
+@click.command()
+@ledger_option
+@connection_options
+@click.option("--run", "run_id", type=int, help="Only the rows of this run (see `status`).")
+@click.option(
+    "--include-rejected",
+    is_flag=True,
+    help="Also re-send rows the server rejected (after you fixed the cause).",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the rows of the retried files with their outcome (.xlsx or .csv).",
+)
+def retry(
+    ledger: Path,
+    api_url: str | None,
+    api_key_file: Path | None,
+    batch_size: int | None,
+    concurrency: int | None,
+    timeout: float | None,
+    as_json: bool,
+    run_id: int | None,
+    include_rejected: bool,
+    dry_run: bool,
+    results: Path | None,
+) -> None:
+    """Send again the rows left pending or unknown.
+
+    The payloads come from the ledger: the original file is not needed.
+
+    Unknown rows (the API may have created them) are sent with contact reuse
+    on, so no contact is created twice. Settings default to the original run's.
+
+    \b
+    Example:
+      bulkimport retry --ledger bulkimport.sqlite
+    """
+    if not ledger.exists():
+        raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
+    key = load_api_key(os.environ, api_key_file)
+    if results is not None:
+        check_destination(results)
+    summaries = []
+    with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
+        if run_id is not None:
+            engagements = [book.run_settings(run_id)[0]]
+        else:
+            engagements = book.engagements_with_open_rows(include_rejected=include_rejected)
+        if not engagements:
+            _nothing_to_retry(book, run_id)
+        for engagement_id in engagements:
+            saved = (
+                book.run_settings(run_id)[1]
+                if run_id is not None
+                else book.last_settings(engagement_id)
+            )
+            settings = SendSettings(engagement_id).updated(
+                saved,
+                engagement_id=engagement_id,
+                api_url=api_url,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                timeout=timeout,
+            )
+            sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
+            with sender.client:
+                summary = retry_rows(
+                    book, settings, sender, run_id=run_id, include_rejected=include_rejected
+                )
+            summaries.append(summary)
+            if summary.refused or summary.unavailable or signals.stop.is_set():
+                break
+        ids = sorted({i for s in summaries for i in s.source_ids})
+        written = _write_results(book, results, ids, summaries[-1], dry_run=dry_run)
+    for summary in summaries[:-1]:
+        _print_send(summary, None, as_json)
+    _finish_send(summaries[-1], written, as_json)
+
+
+def _nothing_to_retry(book: Ledger, run_id: int | None) -> None:
+    """Say there is nothing to send, and exit: 0 only when no file is missing rows."""
+    incomplete = book.incomplete_sources(book.sources_of(run_id) if run_id is not None else None)
+    if not incomplete:
+        click.echo("Nothing to retry: every row in the ledger is settled.")
+        sys.exit(int(ExitCode.OK))
+    click.echo("Nothing recorded is left to send, but not every file was read to its end:")
+    for item in incomplete:
+        click.secho(shown(f"  {item.describe()}"), fg="yellow")
+    sys.exit(int(ExitCode.ROWS_NEED_ATTENTION))

@@ -1,0 +1,94 @@
+"""`bulkimport run`: the import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bulkimport.cli.display import _finish_send
+from bulkimport.cli.options import connection_options, import_options, input_options, ledger_option
+from bulkimport.cli.sending import _write_results, make_sender, open_ledger
+from bulkimport.cli.stopping import graceful_stop
+from bulkimport.credentials import load_api_key
+from bulkimport.jobs.importing import SendSettings, run_import
+from bulkimport.output.tables import check_destination
+
+
+@click.command()
+@input_options
+@click.option("--engagement", "engagement_id", type=int, required=True, help="Engagement id.")
+@ledger_option
+@connection_options
+@click.option(
+    "--always-create",
+    is_flag=True,
+    help="Create a new contact for every row, even when the number exists in engageSPARK. "
+    "By default the newest existing contact with the number is reused "
+    "(try_using_existing=newest): no duplicate contacts, but a reused contact keeps its "
+    "old name and groups.",
+)
+@click.option("--group", "groups", type=int, multiple=True, help="Add every contact to this group.")
+@click.option("--organization", type=int, help="Create the contacts in this organization id.")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Send numbers already subscribed to this engagement in the ledger again.",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write every row with its status, contact id and reason (.xlsx or .csv).",
+)
+def run(
+    files: tuple[Path, ...],
+    engagement_id: int,
+    ledger: Path,
+    api_url: str | None,
+    api_key_file: Path | None,
+    batch_size: int | None,
+    concurrency: int | None,
+    timeout: float | None,
+    as_json: bool,
+    always_create: bool,
+    groups: tuple[int, ...],
+    organization: int | None,
+    resubscribe: bool,
+    dry_run: bool,
+    results: Path | None,
+    **options: Any,
+) -> None:
+    """Subscribe the valid rows to an engagement.
+
+    Every row is recorded in the ledger with what happened to it.
+
+    Running the same command again continues where it stopped; numbers already
+    subscribed to the engagement are skipped, so nothing is sent twice.
+
+    \b
+    Example (try it on the sandbox first):
+      export ENGAGESPARK_API_KEY=...
+      bulkimport run applicants.xlsx --engagement 1234 --country PH --results results.xlsx
+    """
+    key = load_api_key(os.environ, api_key_file)
+    if results is not None:
+        check_destination(results)
+    import_opts = import_options(groups=groups, organization=organization, **options)
+    settings = SendSettings(engagement_id).updated(
+        {},
+        api_url=api_url,
+        reuse=not always_create,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        timeout=timeout,
+    )
+    with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
+        sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
+        with sender.client:
+            summary = run_import(
+                list(files), import_opts, settings, book, sender, resubscribe=resubscribe
+            )
+        written = _write_results(book, results, summary.source_ids, summary, dry_run=dry_run)
+    _finish_send(summary, written, as_json)

@@ -1,0 +1,88 @@
+"""What run and retry share: the sender, the locked ledger, the results file after a send."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from bulkimport.cli.display import _print_dry_batch
+from bulkimport.cli.stopping import StopSignals
+from bulkimport.errors import InputError
+from bulkimport.jobs.importing import Progress, RunSummary, Sender, SendSettings
+from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.store import Ledger
+from bulkimport.output.progress import progress_for
+from bulkimport.output.results import write_results
+from bulkimport.send.client import EngageSparkClient, Timeouts
+
+
+def make_sender(
+    key: str, settings: SendSettings, signals: StopSignals, *, as_json: bool, dry_run: bool
+) -> Sender:
+    """Return the client and progress display a send loop uses."""
+    return sender_for(
+        EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout)),
+        signals,
+        progress=progress_for(sys.stderr, quiet=as_json),
+        dry_run=dry_run,
+    )
+
+
+def sender_for(
+    client: EngageSparkClient, signals: StopSignals, *, progress: Progress, dry_run: bool = False
+) -> Sender:
+    """Return the Sender of every command that sends (tests give it a zero-sleep policy here)."""
+    return Sender(
+        client,
+        progress=progress,
+        stop=signals.stop,
+        hard_stop=signals.hard_stop,
+        dry_run=_print_dry_batch if dry_run else None,
+    )
+
+
+@contextmanager
+def open_ledger(path: Path, *, dry_run: bool = False) -> Iterator[Ledger]:
+    """Lock and open the ledger (a private in-memory copy for a dry run)."""
+    if dry_run:
+        ledger = Ledger.in_memory_copy(path)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
+        return
+    with LedgerLock(path):
+        ledger = Ledger.open(path)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
+
+
+def _write_results(
+    book: Ledger,
+    target: Path | None,
+    source_ids: Sequence[int],
+    summary: RunSummary,
+    *,
+    dry_run: bool,
+) -> Path | None:
+    """Write the results file after a send; a failure is reported with the summary.
+
+    What was sent matters more than the results file: the summary is printed
+    either way, and `bulkimport results` can write the file later.
+    """
+    if target is None or dry_run:
+        return None
+    try:
+        write_results(book, target, source_ids=source_ids)
+    except InputError as error:
+        summary.problems.append(
+            f"{error} The import itself is recorded: `bulkimport results -o FILE` "
+            "writes the results later."
+        )
+        summary.decide_exit_code()
+        return None
+    return target
