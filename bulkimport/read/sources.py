@@ -43,6 +43,7 @@ from python_calamine import (
 
 from bulkimport.contacts import SourceRow
 from bulkimport.errors import InputError
+from bulkimport.settings import check_delimiter, check_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | WORKBOOK_SUFFIXES
 SAMPLE_BYTES = 64 * 1024  # what encoding, delimiter and binary detection look at
 CSV_FIELD_SIZE_LIMIT = 1024 * 1024  # far above Excel's 32,767 characters per cell
 DELIMITERS = ",;\t|"
-DELIMITER_NAMES = {
-    "\\t": "\t",
-    "tab": "\t",
-    "comma": ",",
-    "semicolon": ";",
-    "pipe": "|",
-}
 # A decoded sample with more control characters than this share (and at least
 # MIN_CONTROL_CHARS of them, so one stray Ctrl-Z in a short file passes) is binary data.
 MAX_CONTROL_SHARE = 0.01
@@ -232,10 +226,10 @@ def _open_delimited(path: Path, suffix: str, options: ReadOptions) -> Iterator[S
         sample = binary.read(SAMPLE_BYTES)
         _refuse_workbook_bytes(path, sample)
         complete = len(sample) < SAMPLE_BYTES
-        encoding = _encoding_option(options.encoding) or detect_encoding(sample, complete=complete)
+        encoding = check_encoding(options.encoding) or detect_encoding(sample, complete=complete)
         text_sample = _decode_sample(sample, encoding, complete=complete)
         _refuse_binary_text(path, text_sample)
-        delimiter = _delimiter_option(options.delimiter) or (
+        delimiter = check_delimiter(options.delimiter) or (
             "\t" if suffix == ".tsv" else sniff_delimiter(text_sample, complete=complete)
         )
         logger.info("Reading %s as %s, delimiter %r", path, encoding, delimiter)
@@ -297,31 +291,6 @@ def _decodes(sample: bytes, encoding: str, *, complete: bool) -> bool:
 def _decode_sample(sample: bytes, encoding: str, *, complete: bool) -> str:
     """Return the sample as text, undecodable bytes as U+FFFD (reading names their row)."""
     return codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=complete)
-
-
-def _encoding_option(encoding: str | None) -> str | None:
-    """Return the user's encoding if Python knows it."""
-    if encoding is None:
-        return None
-    try:
-        codecs.lookup(encoding)
-    except LookupError as exc:
-        raise InputError(
-            f"Unknown encoding {encoding!r}: use a name such as utf-8, cp1252 or latin-1."
-        ) from exc
-    return encoding
-
-
-def _delimiter_option(delimiter: str | None) -> str | None:
-    """Return the user's delimiter as one character ("tab" and "\\t" mean a tab)."""
-    if delimiter is None:
-        return None
-    character = DELIMITER_NAMES.get(delimiter.lower(), delimiter)
-    if len(character) != 1:
-        raise InputError(
-            f"Delimiter {delimiter!r} is not one character: use one such as , ; | or tab."
-        )
-    return character
 
 
 def _refuse_workbook_bytes(path: Path, sample: bytes) -> None:
