@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from bulkimport.contacts import RowStatus
-from bulkimport.ledger.store import SENDABLE, AttemptRecord, Ledger, NewRow, QueuedRow, Settlement
+from bulkimport.ledger.states import SENDABLE
+from bulkimport.ledger.store import AttemptRecord, Ledger, NewRow, QueuedRow, Settlement
 
 
 class RowsInMemoryLedger(Ledger):

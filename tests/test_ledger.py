@@ -11,14 +11,12 @@ import pytest
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import LedgerError, LedgerLocked
 from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.states import TRANSITIONS, IllegalTransition, check_transition
 from bulkimport.ledger.store import (
     SCHEMA_VERSION,
-    TRANSITIONS,
-    IllegalTransition,
     Ledger,
     NewRow,
     Settlement,
-    check_transition,
 )
 
 S = RowStatus

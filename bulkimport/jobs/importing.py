@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused, ExitCode, InputError, RefusalCause
+from bulkimport.ledger.states import NEEDS_ATTENTION, SENDABLE
 from bulkimport.ledger.store import (
     PAGE,
-    SENDABLE,
     AttemptRecord,
     Ledger,
     NewRow,
@@ -46,8 +46,6 @@ from bulkimport.send.retry import ConsecutiveFailures, RetryPolicy
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
-
-NEEDS_ATTENTION = ("invalid", "duplicate", "failed", "unknown", "pending", "sending")
 
 
 @dataclass(frozen=True)

@@ -21,38 +21,23 @@ from typing import Any
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import LedgerBusy, LedgerError
+from bulkimport.ledger.states import (
+    OPEN,
+    SENDABLE,
+    TAKEN,
+    UNSENT,
+    IllegalTransition,
+    check_transition,
+    sources_of,
+    sql_list,
+)
+
+S = RowStatus
 
 SCHEMA_VERSION = 2
 DEFAULT_LEDGER = Path("bulkimport.sqlite")
 PAGE = 1000  # rows per keyset page and per executemany chunk
 BUSY_SECONDS = 5.0  # how long a write waits for another program's transaction on the ledger
-
-S = RowStatus
-# Every legal move of a row, in one place. ``None`` is a row not yet recorded.
-TRANSITIONS: dict[RowStatus | None, frozenset[RowStatus]] = {
-    None: frozenset({S.INVALID, S.DUPLICATE, S.SKIPPED, S.PENDING}),
-    S.PENDING: frozenset({S.SENDING}),
-    S.SENDING: frozenset({S.SUBSCRIBED, S.FAILED, S.UNKNOWN, S.PENDING}),
-    S.UNKNOWN: frozenset({S.SENDING}),
-    S.FAILED: frozenset({S.SENDING}),  # only with --include-rejected
-    S.INVALID: frozenset(),
-    S.DUPLICATE: frozenset(),
-    S.SKIPPED: frozenset(),
-    S.SUBSCRIBED: frozenset(),
-}
-SENDABLE = (S.PENDING, S.UNKNOWN)
-OPEN = (S.PENDING, S.SENDING, S.UNKNOWN)
-
-
-class IllegalTransition(RuntimeError):
-    """A row was asked to move between two states the design does not allow."""
-
-
-def check_transition(current: RowStatus | None, new: RowStatus) -> None:
-    """Raise IllegalTransition unless ``current -> new`` is a legal move."""
-    if new not in TRANSITIONS[current]:
-        raise IllegalTransition(f"a row cannot go from {current or 'new'} to {new}")
-
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -442,12 +427,12 @@ class Ledger:
     def unfinished_source(self, sha256: str, sheet: str, engagement_id: int) -> int | None:
         """Return the id of an earlier import of this exact file that is not settled yet."""
         found = self._db.execute(
-            """
+            f"""
             SELECT s.id FROM sources s
             WHERE s.sha256 = ? AND s.sheet = ? AND s.engagement_id = ?
               AND (s.complete = 0 OR EXISTS (
                    SELECT 1 FROM rows r WHERE r.source_id = s.id
-                   AND r.status IN ('pending', 'sending', 'unknown')))
+                   AND r.status IN {sql_list(OPEN)}))
             ORDER BY s.id DESC LIMIT 1
             """,
             (sha256, sheet, engagement_id),
@@ -580,9 +565,9 @@ class Ledger:
                 SELECT r.identity, r.status, r.contact_id, s.path, r.row_number
                 FROM rows r JOIN sources s ON s.id = r.source_id
                 WHERE r.engagement_id = ? AND r.source_id != ?
-                  AND r.status IN ('subscribed', 'pending', 'sending', 'unknown')
+                  AND r.status IN {sql_list(TAKEN)}
                   AND r.identity IN ({marks})
-                ORDER BY r.status = 'subscribed' DESC, r.id
+                ORDER BY r.status = '{S.SUBSCRIBED.value}' DESC, r.id
                 """,
                 (engagement_id, exclude_source, *chunk),
             ):
@@ -610,7 +595,7 @@ class Ledger:
         with self._write() as db:
             cursor = db.execute(
                 f"DELETE FROM rows WHERE run_id = ? AND source_id IN ({marks}) "
-                "AND status IN ('pending', 'invalid', 'duplicate', 'skipped')",
+                f"AND status IN {sql_list(UNSENT)}",
                 (run_id, *source_ids),
             )
             empty = (
@@ -628,10 +613,9 @@ class Ledger:
         """Turn rows left ``sending`` by a crashed run into ``unknown``; return how many."""
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE rows SET status = 'unknown', reuse = 1, updated_at = ?, "
-                "reason = 'the run stopped while this row was being sent' "
-                "WHERE status = 'sending'",
-                (_now(),),
+                "UPDATE rows SET status = ?, reuse = 1, updated_at = ?, "
+                "reason = 'the run stopped while this row was being sent' WHERE status = ?",
+                (S.UNKNOWN.value, _now(), S.SENDING.value),
             )
         return cursor.rowcount
 
@@ -747,9 +731,7 @@ class Ledger:
         Each ``params`` tuple holds the values of ``also_set`` and ends with the row id.
         The legality check is the WHERE clause, derived from TRANSITIONS.
         """
-        allowed = [
-            s.value for s, targets in TRANSITIONS.items() if s is not None and new in targets
-        ]
+        allowed = [state.value for state in sources_of(new)]
         marks = ",".join("?" * len(allowed)) or "NULL"
         assignments = f"status = ?, updated_at = ?{', ' + also_set if also_set else ''}"
         before = db.total_changes
