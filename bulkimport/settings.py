@@ -6,17 +6,44 @@ differ between them. It imports only the standard library and
 :mod:`bulkimport.errors`: the CLI reads it at start-up.
 
 A validator takes the value and the name to show in its error: the flag for
-the CLI (``--delimiter``), the key and its line for the nightly config
-(``"delimiter" in nightly.toml line 12``), the argument's name for Python.
+the CLI (``--batch-size``), the key and its line for the nightly config
+(``"batch_size" (nightly.toml line 12)``), the argument's name for Python.
 """
 
 from __future__ import annotations
 
 import codecs
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from bulkimport.errors import InputError
 
-# --- reading CSV -------------------------------------------------------------------------
+# --- where things are ---------------------------------------------------------------------
+
+DEFAULT_API_URL = "https://start.engagespark.com/api/v1"
+API_KEY_ENV = "ENGAGESPARK_API_KEY"  # the environment variable that holds the API key
+DEFAULT_LEDGER = Path("bulkimport.sqlite")  # relative: to the current folder, or the config's
+
+# --- how to send ----------------------------------------------------------------------------
+
+DEFAULT_BATCH_SIZE = 100  # contacts per request
+MIN_BATCH_SIZE, MAX_BATCH_SIZE = 1, 1000
+DEFAULT_CONCURRENCY = 2  # requests in flight at once
+MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 32
+DEFAULT_TIMEOUT = 30.0  # seconds to wait for the answer to one request
+MIN_TIMEOUT, MAX_TIMEOUT = 1.0, 600.0
+DEFAULT_REUSE = True  # try_using_existing=newest; False creates a contact every time
+
+# --- the nightly import -------------------------------------------------------------------
+
+DEFAULT_SETTLE_SECONDS = 5.0  # a file changed more recently is still being written
+MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS = 0.0, 3600.0
+
+# --- reading CSV --------------------------------------------------------------------------
 
 # Names a person may give instead of the character itself (case does not matter).
 DELIMITER_NAMES = {
@@ -57,3 +84,96 @@ def check_delimiter(delimiter: str | None, name: str = "delimiter") -> str | Non
             "use one such as , ; | or tab."
         )
     return character
+
+
+# --- sending --------------------------------------------------------------------------------
+
+
+def check_api_url(url: str, name: str = "api_url") -> str:
+    """Return ``url`` if it is an http(s) address with a host."""
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.netloc)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        usable = False
+    if not usable:
+        raise InputError(
+            f"The API URL {url!r} for {name} is not an http(s) address: "
+            f"give one like {DEFAULT_API_URL}."
+        )
+    return url
+
+
+def check_batch_size(value: object, name: str = "batch_size") -> int:
+    """Return the number of contacts per request, if it is a whole number in range."""
+    return _whole_number(value, name, MIN_BATCH_SIZE, MAX_BATCH_SIZE)
+
+
+def check_concurrency(value: object, name: str = "concurrency") -> int:
+    """Return the number of requests in flight at once, if it is a whole number in range."""
+    return _whole_number(value, name, MIN_CONCURRENCY, MAX_CONCURRENCY)
+
+
+def check_timeout(value: object, name: str = "timeout") -> float:
+    """Return the seconds to wait for one answer, if they are in range."""
+    return _seconds(value, name, MIN_TIMEOUT, MAX_TIMEOUT)
+
+
+def check_settle_seconds(value: object, name: str = "settle_seconds") -> float:
+    """Return the seconds a file must stay unchanged before it is read, if in range."""
+    return _seconds(value, name, MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS)
+
+
+def whole_number_range(low: int, high: int) -> str:
+    """Return how a message or help text words a whole-number range."""
+    return f"a whole number from {low} to {high}"
+
+
+def seconds_range(low: float, high: float) -> str:
+    """Return how a message or help text words a range of seconds."""
+    return f"a number of seconds from {low:g} to {high:g}"
+
+
+def _whole_number(value: object, name: str, low: int, high: int) -> int:
+    # A bool is an int in Python (and TOML's `true` becomes one): never take it for 1.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} must be {whole_number_range(low, high)}, not {value!r}.")
+    return value
+
+
+def _seconds(value: object, name: str, low: float, high: float) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{name} must be {seconds_range(low, high)}, not {value!r}.")
+    return float(number)
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How to talk to the API for one engagement (kept in the ledger, never the key).
+
+    Every value is checked here as well, under its Python name, so the library
+    face refuses what the CLI and the nightly config refuse.
+    """
+
+    engagement_id: int
+    api_url: str = DEFAULT_API_URL
+    reuse: bool = DEFAULT_REUSE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        check_api_url(self.api_url)
+        check_batch_size(self.batch_size)
+        check_concurrency(self.concurrency)
+        object.__setattr__(self, "timeout", check_timeout(self.timeout))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def updated(self, saved: Mapping[str, Any], **overrides: Any) -> SendSettings:
+        """Return settings from a saved run, with the given non-None overrides."""
+        known = {k: v for k, v in saved.items() if k in self.__dataclass_fields__}
+        merged = {**asdict(self), **known, **{k: v for k, v in overrides.items() if v is not None}}
+        return SendSettings(**merged)

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,37 +40,13 @@ from bulkimport.rows.prepare import (
     open_sources,
 )
 from bulkimport.send.batch import BatchOutcome, Subscriber, subscribe_batch
-from bulkimport.send.client import DEFAULT_API_URL, EngageSparkClient
+from bulkimport.send.client import EngageSparkClient
 from bulkimport.send.retry import ConsecutiveFailures, RetryPolicy
+from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
-
-
-@dataclass(frozen=True)
-class SendSettings:
-    """How to talk to the API for one engagement (kept in the ledger, never the key)."""
-
-    engagement_id: int
-    api_url: str = DEFAULT_API_URL
-    reuse: bool = True  # try_using_existing=newest; False creates a contact every time
-    batch_size: int = 100
-    concurrency: int = 2
-    timeout: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.concurrency < 1:
-            raise InputError("--batch-size and --concurrency must be at least 1.")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def updated(self, saved: Mapping[str, Any], **overrides: Any) -> SendSettings:
-        """Return settings from a saved run, with the given non-None overrides."""
-        known = {k: v for k, v in saved.items() if k in self.__dataclass_fields__}
-        merged = {**asdict(self), **known, **{k: v for k, v in overrides.items() if v is not None}}
-        return SendSettings(**merged)
 
 
 class Progress(Protocol):
