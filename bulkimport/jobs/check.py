@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bulkimport.errors import ExitCode
-from bulkimport.output.tables import write_table
+from bulkimport.output.tables import HeaderUnion, write_table
 from bulkimport.rows.prepare import (
     CheckedRow,
     ImportOptions,
     MappedSource,
-    OriginalColumns,
     Tally,
     Verdict,
     checked_rows,
@@ -93,11 +92,12 @@ def check_files(
             for _ in rows:
                 pass
         else:
-            originals = OriginalColumns(sources)
+            originals = HeaderUnion(s.table.header for s in sources)
+            headers = {s.table.source: s.table.header for s in sources}
             write_table(
                 report,
                 [*REPORT_COLUMNS, *originals.names],
-                (_report_line(checked, originals) for checked in rows),
+                (_report_line(checked, originals, headers) for checked in rows),
                 # Called after the last row, when the tally is complete.
                 summary=lambda: [
                     ("rows", tally.rows),
@@ -113,7 +113,9 @@ def _tallied(rows: Iterator[CheckedRow], tally: Tally) -> Iterator[CheckedRow]:
         yield checked
 
 
-def _report_line(checked: CheckedRow, originals: OriginalColumns) -> list[object]:
+def _report_line(
+    checked: CheckedRow, originals: HeaderUnion, headers: Mapping[str, Sequence[str]]
+) -> list[object]:
     row = checked.source_row
     return [
         row.source,
@@ -122,5 +124,5 @@ def _report_line(checked: CheckedRow, originals: OriginalColumns) -> list[object
         checked.verdict.value,
         checked.phone,
         checked.reason,
-        *originals.cells(row),
+        *originals.cells(headers[row.source], row.cells),
     ]

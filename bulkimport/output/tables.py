@@ -87,6 +87,63 @@ def formula_safe(value: object) -> object:
     return value
 
 
+class HeaderUnion:
+    """The inputs' headers merged into one, so every row's own cells fit one table.
+
+    Names come in order of first appearance and a name shared by several
+    inputs is one column. Within one header a repeated name gets its own
+    column, ``Note (again)``, and a nameless one is ``column N`` (N counted
+    from 1), so no cell of a row ever overwrites another. The check report and
+    the results file both build their header here.
+    """
+
+    def __init__(self, headers: Iterable[Sequence[str]]) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+        self._positions: dict[tuple[str, ...], list[int]] = {}
+        for header in headers:
+            self._add(tuple(header))
+
+    def _add(self, header: tuple[str, ...]) -> None:
+        if header in self._positions:
+            return
+        positions = []
+        for label in column_labels(header):
+            if label not in self._index:
+                self._index[label] = len(self.names)
+                self.names.append(label)
+            positions.append(self._index[label])
+        self._positions[header] = positions
+
+    def cells(self, header: Sequence[str], cells: Sequence[str]) -> list[str]:
+        """Return a row's cells placed under the union, "" where its file has no such column.
+
+        ``header`` is the row's own file header, one of those given. Cells
+        beyond it have no name: they follow the union's columns, so none is lost.
+        """
+        positions = self._positions[tuple(header)]
+        out = [""] * len(self.names)
+        for position, value in zip(positions, cells, strict=False):
+            out[position] = value
+        extra = list(cells[len(positions) :])
+        while extra and not extra[-1]:
+            extra.pop()
+        return out + extra if extra else out
+
+
+def column_labels(header: Sequence[str]) -> list[str]:
+    """Return one file's column names as a results file shows them, each one distinct."""
+    labels: list[str] = []
+    seen: set[str] = set()
+    for number, name in enumerate(header, start=1):
+        label = name or f"column {number}"
+        while label in seen:
+            label += " (again)"
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
 def write_table(
     path: Path,
     columns: Sequence[str],

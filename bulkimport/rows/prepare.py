@@ -173,30 +173,3 @@ def _check_row(
     if repeated is not None and not allow_duplicates:
         return CheckedRow(row, Verdict.DUPLICATE, contact=result, reason=repeated)
     return CheckedRow(row, Verdict.VALID, contact=result)
-
-
-class OriginalColumns:
-    """The union of the inputs' headers, so every row's own cells fit one table."""
-
-    def __init__(self, sources: Sequence[MappedSource]) -> None:
-        self.names: list[str] = []
-        self._positions: dict[str, list[int]] = {}
-        index: dict[str, int] = {}
-        for source in sources:
-            positions = []
-            for i, name in enumerate(source.table.header):
-                label = name or f"column {i + 1}"
-                while label in index and index[label] in positions:
-                    label += " (again)"
-                if label not in index:
-                    index[label] = len(self.names)
-                    self.names.append(label)
-                positions.append(index[label])
-            self._positions[source.table.source] = positions
-
-    def cells(self, row: SourceRow) -> list[str]:
-        """Return ``row``'s cells placed under the union header."""
-        out = [""] * len(self.names)
-        for position, value in zip(self._positions[row.source], row.cells, strict=False):
-            out[position] = value
-        return out
