@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bulkimport.cli.display import _print_dry_batch
 from bulkimport.cli.stopping import StopSignals
 from bulkimport.errors import InputError
 from bulkimport.jobs.importing import Progress, RunSummary, Sender, SendSettings
-from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.progress import progress_for
 from bulkimport.output.results import write_results
@@ -43,22 +42,9 @@ def sender_for(
     )
 
 
-@contextmanager
-def open_ledger(path: Path, *, dry_run: bool = False) -> Iterator[Ledger]:
+def open_ledger(path: Path, *, dry_run: bool = False) -> AbstractContextManager[Ledger]:
     """Lock and open the ledger (a private in-memory copy for a dry run)."""
-    if dry_run:
-        ledger = Ledger.in_memory_copy(path)
-        try:
-            yield ledger
-        finally:
-            ledger.close()
-        return
-    with LedgerLock(path):
-        ledger = Ledger.open(path)
-        try:
-            yield ledger
-        finally:
-            ledger.close()
+    return Ledger.in_memory_copy(path) if dry_run else Ledger.locked(path)
 
 
 def _write_results(

@@ -10,7 +10,6 @@ import click
 
 from bulkimport.cli.display import _counts_line, shown
 from bulkimport.cli.options import ledger_option
-from bulkimport.errors import InputError
 from bulkimport.ledger.store import Ledger
 
 
@@ -22,13 +21,8 @@ def status(ledger: Path, as_json: bool) -> None:
 
     For each run: when, which command, engagement, files and rows by status.
     """
-    if not ledger.exists():
-        raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
-    book = Ledger.open(ledger)
-    try:
+    with Ledger.existing(ledger) as book:
         runs = book.runs()
-    finally:
-        book.close()
     if as_json:
         click.echo(json.dumps([_run_json(r) for r in runs], ensure_ascii=False))
         return

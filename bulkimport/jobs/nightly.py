@@ -19,7 +19,7 @@ import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -30,7 +30,6 @@ from bulkimport.contacts import mask_phone
 from bulkimport.errors import ApiRefused, ApiUnavailable, ExitCode, InputError, LedgerLocked
 from bulkimport.jobs.config import AfterImport, NightlyConfig
 from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
-from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.results import write_results
 from bulkimport.read.sources import fingerprint
@@ -207,13 +206,12 @@ def triage(path: Path, config: NightlyConfig, ledger: Ledger | None) -> InputFil
 
 def preview_night(config: NightlyConfig) -> NightPlan:
     """Return what the inputs match now and which files a night would skip; sends nothing."""
-    ledger = Ledger.open(config.ledger) if config.ledger.is_file() else None
-    try:
+    with ExitStack() as stack:
+        ledger = (
+            stack.enter_context(Ledger.open(config.ledger)) if config.ledger.is_file() else None
+        )
         patterns = tuple((p, tuple(sorted(set(_matches(config, p))))) for p in config.inputs)
         files = tuple(triage(path, config, ledger) for path in find_inputs(config))
-    finally:
-        if ledger is not None:
-            ledger.close()
     return NightPlan(patterns, files)
 
 
@@ -329,20 +327,12 @@ def run_night(
     """
     started = clock()
     night = NightSummary(config.path, config.engagement, (now or _local_now)())
-    lock = LedgerLock(config.ledger)
     try:
-        lock.acquire()
+        with Ledger.locked(config.ledger) as ledger:
+            _work(config, ledger, sender, night, sleep)
     except LedgerLocked as error:
         log.warning("%s", error)  # so the log file, not only cron mail, says why nothing ran
         raise
-    try:
-        ledger = Ledger.open(config.ledger)
-        try:
-            _work(config, ledger, sender, night, sleep)
-        finally:
-            ledger.close()
-    finally:
-        lock.release()
     night.duration = clock() - started
     night.decide_exit_code()
     log.info("night done: %s", json.dumps(night.to_json(), ensure_ascii=False))

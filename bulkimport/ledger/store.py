@@ -21,6 +21,7 @@ from typing import Any
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import LedgerBusy, LedgerError
+from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.states import (
     OPEN,
     SENDABLE,
@@ -312,13 +313,38 @@ class Ledger:
         return ledger
 
     @classmethod
+    def existing(cls, path: Path) -> Ledger:
+        """Open the ledger at ``path`` for reading; LedgerError when there is none."""
+        if not path.exists():
+            raise LedgerError(
+                f"There is no ledger at {path}: give the one `run` wrote with --ledger."
+            )
+        return cls.open(path)
+
+    @classmethod
+    @contextmanager
+    def locked(cls, path: Path) -> Iterator[Ledger]:
+        """Lock the ledger file, open it, and close it before the lock is released.
+
+        Closing comes first: closing any descriptor of the file drops this
+        process's SQLite locks on it, so the order matters.
+        """
+        with LedgerLock(path), cls.open(path) as ledger:
+            yield ledger
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @classmethod
     def in_memory_copy(cls, path: Path) -> Ledger:
         """Return a private in-memory copy (for --dry-run: decide everything, keep nothing)."""
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path.exists():
-            source = cls.open(path)
-            source._db.backup(memory)
-            source.close()
+            with cls.open(path) as source:
+                source._db.backup(memory)
         ledger = cls(memory, None)
         ledger._migrate()
         return ledger
