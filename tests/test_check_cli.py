@@ -175,3 +175,27 @@ def test_terminal_control_characters_from_a_file_are_shown_escaped(tmp_path: Pat
     assert "\x1b" not in output
     assert "\x07" not in output
     assert "\\x1b]0;pwned\\x07" in output
+
+
+def test_twenty_thousand_unused_columns_are_named_ten_and_counted(tmp_path: Path) -> None:
+    others = [f"extra {n}" for n in range(1, 20_001)]
+    path = write_csv(
+        tmp_path / "wide.csv", ",".join(["Mobile", *others]), ",".join(["09171234567", *others])
+    )
+
+    code, output = check(str(path), "--country", "PH")
+
+    assert code == 0, output[:2000]
+    shown = ", ".join(others[:10])
+    assert f"  columns not used: {shown} … and 19,990 more\n" in output
+    assert len(output) < 1_000
+
+
+def test_ten_unused_columns_are_all_named(tmp_path: Path) -> None:
+    others = [f"extra {n}" for n in range(1, 11)]
+    path = write_csv(tmp_path / "ten.csv", ",".join(["Mobile", *others]), "09171234567" + "," * 10)
+
+    code, output = check(str(path), "--country", "PH")
+
+    assert code == 0, output
+    assert f"  columns not used: {', '.join(others)}\n" in output

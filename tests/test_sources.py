@@ -280,6 +280,22 @@ def test_unknown_sheet_lists_the_sheets(wanted: str) -> None:
     assert "1 'Notes', 2 'Applicants'" in message
 
 
+def test_unknown_sheet_of_many_lists_ten_and_counts_the_rest(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    assert first is not None
+    first.title = "S1"
+    for number in range(2, 31):
+        workbook.create_sheet(f"S{number}")
+    path = tmp_path / "many.xlsx"
+    workbook.save(path)
+
+    message = input_error(path, ReadOptions(sheet="People"))
+
+    listing = ", ".join(f"{n} 'S{n}'" for n in range(1, 11))
+    assert f"give --sheet one of {listing} … and 20 more (by name or number)." in message
+
+
 def test_default_sheet_is_the_first_visible_one(tmp_path: Path) -> None:
     workbook = openpyxl.Workbook()
     hidden = workbook.active

@@ -13,6 +13,7 @@ from bulkimport.cli.display import shown
 from bulkimport.cli.options import import_options, input_options
 from bulkimport.jobs.check import CheckSummary, check_files
 from bulkimport.output.tables import check_destination
+from bulkimport.read.sources import listed
 from bulkimport.rows.prepare import Verdict
 
 
@@ -58,10 +59,10 @@ def _print_check(summary: CheckSummary) -> None:
             if part
         )
         click.echo(f"{source.source}{where}" + (f": {read_as}" if read_as else ""))
-        mapped = ", ".join(f"{header} → {target}" for header, target in source.mapped)
+        mapped = listed([f"{header} → {target}" for header, target in source.mapped])
         click.echo(shown(f"  columns used: {mapped}"))
         if source.ignored:
-            click.echo(shown(f"  columns not used: {', '.join(source.ignored)}"))
+            click.echo(shown(f"  columns not used: {listed(source.ignored)}"))
     tally = summary.tally
     counts = " · ".join(f"{v.value} {tally.verdicts[v]:,}" for v in Verdict)
     click.echo(f"\nRows read {tally.rows:,} · {counts}")

@@ -54,6 +54,7 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | WORKBOOK_SUFFIXES
 SAMPLE_BYTES = 64 * 1024  # what encoding, delimiter and binary detection look at
 CSV_FIELD_SIZE_LIMIT = 1024 * 1024  # far above Excel's 32,767 characters per cell
 DELIMITERS = ",;\t|"
+NAMES_LISTED = 10  # column or sheet names a message lists before "… and N more"
 # A decoded sample with more control characters than this share (and at least
 # MIN_CONTROL_CHARS of them, so one stray Ctrl-Z in a short file passes) is binary data.
 MAX_CONTROL_SHARE = 0.01
@@ -158,6 +159,16 @@ class SourceTable:
     encoding: str | None = None
     delimiter: str | None = None
     sheets: tuple[str, ...] = ()  # every sheet of the workbook, for hints; () for CSV
+
+
+def listed(names: Sequence[str], limit: int = NAMES_LISTED) -> str:
+    """Return names joined by commas: the first ``limit`` of them and how many more there are.
+
+    A sheet may have 20,000 columns; a message that names them all is unreadable.
+    """
+    shown = ", ".join(names[:limit])
+    rest = len(names) - limit
+    return f"{shown} … and {rest:,} more" if rest > 0 else shown
 
 
 def fingerprint(path: Path) -> str:
@@ -497,7 +508,7 @@ def _sheet_index(workbook: CalamineWorkbook, wanted: str | None, path: Path) -> 
         return int(wanted) - 1
     folded = [name.casefold() for name in names]
     if folded.count(wanted.strip().casefold()) != 1:
-        listing = ", ".join(f"{number} {name!r}" for number, name in enumerate(names, 1))
+        listing = listed([f"{number} {name!r}" for number, name in enumerate(names, 1)])
         raise InputError(
             f"{path} has no sheet {wanted!r}: give --sheet one of {listing} (by name or number)."
         )
