@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bulkimport.errors import InputError
+from bulkimport.settings import API_KEY_ENV as API_KEY_ENV  # still importable from here
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "ENGAGESPARK_API_KEY"
 WHERE_TO_FIND = "Account Settings > API Key"
 # A name no one would mistake for a key: upper case, words joined by underscores.
 _PLAIN_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
@@ -116,13 +116,39 @@ def _plainly_a_name(env_name: str) -> bool:
     return env_name == API_KEY_ENV or bool(_PLAIN_NAME.fullmatch(env_name))
 
 
+class ApiKey(str):
+    """An API key that knows where it came from, for messages that must name its source.
+
+    ``source`` is worded as :func:`check_api_key` takes it (``"the key file
+    /srv/bulkimport/api-key"``, ``"the environment variable ORG_KEY"``); it never
+    holds the key. The repr hides the key, so a log line or traceback cannot show it.
+    """
+
+    source: str
+
+    def __new__(cls, key: str, source: str) -> ApiKey:
+        instance = super().__new__(cls, key)
+        instance.source = source
+        return instance
+
+    def __repr__(self) -> str:
+        return f"ApiKey(<hidden>, source={self.source!r})"
+
+
 def load_api_key(
-    environ: Mapping[str, str], key_file: Path | None = None, env_name: str = API_KEY_ENV
-) -> str:
+    environ: Mapping[str, str],
+    key_file: Path | None = None,
+    env_name: str = API_KEY_ENV,
+    *,
+    instead: str = "pass --api-key-file",
+) -> ApiKey:
     """Return the API key from ``key_file`` when given, else from ``environ[env_name]``.
 
     Both go through :func:`check_api_key`. A key file is read as UTF-8 (a byte
-    that is not UTF-8 is refused like any other non-ASCII character).
+    that is not UTF-8 is refused like any other non-ASCII character). The key
+    returned carries its source (:class:`ApiKey`). ``instead`` is how a missing
+    key's message names the other way to give one: the CLI's flag by default,
+    ``api_key_file`` in its config for the nightly import.
     """
     if key_file is not None:
         try:
@@ -141,13 +167,14 @@ def load_api_key(
             raise InputError(
                 f"The key file {key_file} is empty: put your engageSPARK API key in it."
             )
-        return check_api_key(text, f"the key file {key_file}")
+        source = f"the key file {key_file}"
+        return ApiKey(check_api_key(text, source), source)
     value = environ.get(env_name, "")
     where = describe_env(env_name)
     if not value.strip():
         shown = env_name if _plainly_a_name(env_name) else where
         raise InputError(
-            f"No API key: set {shown} or pass --api-key-file "
+            f"No API key: set {shown} or {instead} "
             f"(find the key in engageSPARK under {WHERE_TO_FIND})."
         )
-    return check_api_key(value, where)
+    return ApiKey(check_api_key(value, where), where)

@@ -6,8 +6,10 @@ differ between them. It imports only the standard library and
 :mod:`bulkimport.errors`: the CLI reads it at start-up.
 
 A validator takes the value and the name to show in its error: the flag for
-the CLI (``--batch-size``), the key and its line for the nightly config
-(``"batch_size" (nightly.toml line 12)``), the argument's name for Python.
+the CLI (``--batch-size``), the key for the nightly config (``"batch_size"``,
+which the config prefixes with its file and line), the argument's name for
+Python. It raises :class:`SettingError`, which also says in words what the
+value must be, so each face can word the refusal its own way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bulkimport.errors import InputError
+
+
+class SettingError(InputError):
+    """A setting's value cannot be used; ``must_be`` says in words what it must be."""
+
+    def __init__(self, name: str, value: object, must_be: str, message: str = "") -> None:
+        self.name = name
+        self.value = value
+        self.must_be = must_be
+        super().__init__(message or f"{name} must be {must_be}, not {value!r}.")
+
 
 # --- where things are ---------------------------------------------------------------------
 
@@ -53,6 +66,9 @@ DELIMITER_NAMES = {
     "semicolon": ";",
     "pipe": "|",
 }
+ENCODING_MUST_BE = 'an encoding name such as "utf-8", "cp1252" or "latin-1"'
+DELIMITER_MUST_BE = 'one character such as ";" or a name: "tab", "comma", "semicolon", "pipe"'
+API_URL_MUST_BE = "an http(s) address"
 
 
 def check_encoding(encoding: str | None, name: str = "encoding") -> str | None:
@@ -61,10 +77,13 @@ def check_encoding(encoding: str | None, name: str = "encoding") -> str | None:
         return None
     try:
         codecs.lookup(encoding)
-    except (LookupError, ValueError) as exc:  # ValueError: a NUL in the name
-        raise InputError(
+    except (LookupError, ValueError, TypeError) as exc:  # ValueError: a NUL in the name
+        raise SettingError(
+            name,
+            encoding,
+            ENCODING_MUST_BE,
             f"Unknown encoding {encoding!r} for {name}: "
-            "use a name such as utf-8, cp1252 or latin-1."
+            "use a name such as utf-8, cp1252 or latin-1.",
         ) from exc
     return encoding
 
@@ -77,11 +96,16 @@ def check_delimiter(delimiter: str | None, name: str = "delimiter") -> str | Non
     """
     if delimiter is None:
         return None
-    character = DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+    character = (
+        DELIMITER_NAMES.get(delimiter.lower(), delimiter) if isinstance(delimiter, str) else ""
+    )
     if len(character) != 1:
-        raise InputError(
+        raise SettingError(
+            name,
+            delimiter,
+            DELIMITER_MUST_BE,
             f"Delimiter {delimiter!r} for {name} is not one character: "
-            "use one such as , ; | or tab."
+            "use one such as , ; | or tab.",
         )
     return character
 
@@ -94,12 +118,15 @@ def check_api_url(url: str, name: str = "api_url") -> str:
     try:
         parts = urlsplit(url)
         usable = parts.scheme in ("http", "https") and bool(parts.netloc)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
+    except (ValueError, TypeError, AttributeError):  # e.g. an unclosed IPv6 bracket
         usable = False
     if not usable:
-        raise InputError(
+        raise SettingError(
+            name,
+            url,
+            API_URL_MUST_BE,
             f"The API URL {url!r} for {name} is not an http(s) address: "
-            f"give one like {DEFAULT_API_URL}."
+            f"give one like {DEFAULT_API_URL}.",
         )
     return url
 
@@ -137,14 +164,14 @@ def seconds_range(low: float, high: float) -> str:
 def _whole_number(value: object, name: str, low: int, high: int) -> int:
     # A bool is an int in Python (and TOML's `true` becomes one): never take it for 1.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{name} must be {whole_number_range(low, high)}, not {value!r}.")
+        raise SettingError(name, value, whole_number_range(low, high))
     return value
 
 
 def _seconds(value: object, name: str, low: float, high: float) -> float:
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
     if number is None or not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"{name} must be {seconds_range(low, high)}, not {value!r}.")
+        raise SettingError(name, value, seconds_range(low, high))
     return float(number)
 
 

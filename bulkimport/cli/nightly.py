@@ -11,7 +11,7 @@ import click
 
 from bulkimport.cli.sending import sender_for
 from bulkimport.cli.stopping import exit_now_if_abandoned, graceful_stop
-from bulkimport.credentials import describe_env, load_api_key
+from bulkimport.credentials import ApiKey, describe_env, load_api_key
 from bulkimport.errors import BulkImportError, InputError
 from bulkimport.jobs.config import NightlyConfig, check_paths, load_config
 from bulkimport.jobs.nightly import (
@@ -67,7 +67,7 @@ def nightly(config_path: Path, check_config: bool) -> None:
     try:
         config = load_config(config_path)
         check_paths(config)
-        key = load_api_key(os.environ, config.api_key_file, config.api_key_env)
+        key = _load_key(config)
         client = EngageSparkClient(key, config.api_url, Timeouts(read=config.timeout))
         with (
             night_log(config.log_file, secrets=(key,)),
@@ -118,12 +118,22 @@ def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
         click.echo("  Files are not checked for still being written (settle_seconds = 0).")
 
 
+def _load_key(config: NightlyConfig) -> ApiKey:
+    """Return the key the config names; a missing key's message names the config's keys."""
+    return load_api_key(
+        os.environ,
+        config.api_key_file,
+        config.api_key_env,
+        instead=f"name a key file with api_key_file in {config.path.name}",
+    )
+
+
 def _key_note(config: NightlyConfig) -> str:
     where = (
         f"file {config.api_key_file}" if config.api_key_file else describe_env(config.api_key_env)
     )
     try:
-        load_api_key(os.environ, config.api_key_file, config.api_key_env)
+        _load_key(config)
     except InputError as error:
         return f"from {where}, NOT available in this shell ({error})"
     return f"from {where} (available in this shell)"

@@ -8,16 +8,72 @@ from typing import Any, TypeVar
 
 import click
 
-from bulkimport.credentials import API_KEY_ENV
-from bulkimport.ledger.store import DEFAULT_LEDGER
 from bulkimport.read.sources import ReadOptions
 from bulkimport.rows.columns import MapOverride, parse_map
 from bulkimport.rows.normalize import ContactDefaults
 from bulkimport.rows.phones import PhonePolicy, check_country
 from bulkimport.rows.prepare import ImportOptions
-from bulkimport.send.client import DEFAULT_API_URL
+from bulkimport.settings import (
+    API_KEY_ENV,
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEDGER,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_TIMEOUT,
+    MIN_BATCH_SIZE,
+    MIN_CONCURRENCY,
+    MIN_TIMEOUT,
+    SettingError,
+    check_api_url,
+    check_batch_size,
+    check_concurrency,
+    check_delimiter,
+    check_encoding,
+    check_timeout,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SettingType(click.ParamType[Any, Any]):
+    """A click type that parses text and hands it to the setting's validator in settings.py.
+
+    The validator is the one the nightly config and the library use; here it
+    names the flag, and its refusal is a usage error (exit code 2).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        check: Callable[[Any, str], Any],
+        parse: Callable[[str], Any] = str,
+    ) -> None:
+        self.name = name
+        self._check = check
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        flag = param.opts[0] if param is not None and param.opts else self.name
+        if isinstance(value, str):
+            try:
+                value = self._parse(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {self.name}.", param, ctx)
+        try:
+            return self._check(value, flag)
+        except SettingError as error:
+            raise click.UsageError(str(error), ctx) from error
+
+
+ENCODING = SettingType("an encoding name", check_encoding)
+DELIMITER = SettingType("a delimiter", check_delimiter)
+API_URL = SettingType("an http(s) address", check_api_url)
+BATCH_SIZE = SettingType("a whole number", check_batch_size, int)
+CONCURRENCY = SettingType("a whole number", check_concurrency, int)
+TIMEOUT = SettingType("a number", check_timeout, float)
 
 
 def input_options(command: F) -> F:
@@ -43,8 +99,18 @@ def input_options(command: F) -> F:
             help="Map a column: a field (fullPhoneNumber, firstName, lastName, fullName, "
             "email, language, groups, organizationId, id), custom:NAME, or ignore. Repeatable.",
         ),
-        click.option("--encoding", help="CSV encoding, when detection guesses wrong (cp1252...)."),
-        click.option("--delimiter", help="CSV delimiter, when detection guesses wrong (; or tab)."),
+        click.option(
+            "--encoding",
+            type=ENCODING,
+            metavar="NAME",
+            help="CSV encoding, when detection guesses wrong (cp1252...).",
+        ),
+        click.option(
+            "--delimiter",
+            type=DELIMITER,
+            metavar="CHAR",
+            help="CSV delimiter, when detection guesses wrong (; or tab, semicolon, pipe).",
+        ),
         click.option(
             "--allow-possible",
             is_flag=True,
@@ -105,6 +171,7 @@ def connection_options(command: F) -> F:
     decorators = [
         click.option(
             "--api-url",
+            type=API_URL,
             metavar="URL",
             help=f"API base URL (default {DEFAULT_API_URL}; the sandbox prints its own).",
         ),
@@ -114,13 +181,22 @@ def connection_options(command: F) -> F:
             help=f"Read the API key from this file instead of ${API_KEY_ENV}.",
         ),
         click.option(
-            "--batch-size", type=click.IntRange(1, 1000), help="Contacts per request (100)."
+            "--batch-size",
+            type=BATCH_SIZE,
+            metavar=f"{MIN_BATCH_SIZE}-{MAX_BATCH_SIZE}",
+            help=f"Contacts per request ({DEFAULT_BATCH_SIZE}).",
         ),
         click.option(
-            "--concurrency", type=click.IntRange(1, 32), help="Requests in flight at once (2)."
+            "--concurrency",
+            type=CONCURRENCY,
+            metavar=f"{MIN_CONCURRENCY}-{MAX_CONCURRENCY}",
+            help=f"Requests in flight at once ({DEFAULT_CONCURRENCY}).",
         ),
         click.option(
-            "--timeout", type=click.FloatRange(1, 600), help="Seconds to wait for an answer (30)."
+            "--timeout",
+            type=TIMEOUT,
+            metavar=f"{MIN_TIMEOUT:g}-{MAX_TIMEOUT:g}",
+            help=f"Seconds to wait for an answer ({DEFAULT_TIMEOUT:g}).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line."),
         click.option(

@@ -14,9 +14,10 @@ from bulkimport.cli.sending import _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
 from bulkimport.errors import ExitCode, InputError
-from bulkimport.jobs.importing import SendSettings, retry_rows
+from bulkimport.jobs.importing import retry_rows
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.tables import check_destination
+from bulkimport.settings import SendSettings
 
 
 @click.command()

@@ -13,8 +13,9 @@ from bulkimport.cli.options import connection_options, import_options, input_opt
 from bulkimport.cli.sending import _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
-from bulkimport.jobs.importing import SendSettings, run_import
+from bulkimport.jobs.importing import run_import
 from bulkimport.output.tables import check_destination
+from bulkimport.settings import SendSettings
 
 
 @click.command()

@@ -6,7 +6,6 @@ name the key (and its line), before anything is read or sent.
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import json
 import logging
@@ -17,23 +16,49 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from bulkimport.contacts import Field
-from bulkimport.credentials import API_KEY_ENV
 from bulkimport.errors import InputError
-from bulkimport.jobs.importing import SendSettings
-from bulkimport.ledger.store import DEFAULT_LEDGER
 from bulkimport.read.sources import ReadOptions
 from bulkimport.rows.columns import MapOverride, parse_map
 from bulkimport.rows.normalize import ContactDefaults
 from bulkimport.rows.phones import PhonePolicy, check_country
 from bulkimport.rows.prepare import ImportOptions
-from bulkimport.send.client import DEFAULT_API_URL
+from bulkimport.settings import (
+    API_KEY_ENV,
+    API_URL_MUST_BE,
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEDGER,
+    DEFAULT_REUSE,
+    DEFAULT_SETTLE_SECONDS,
+    DEFAULT_TIMEOUT,
+    DELIMITER_MUST_BE,
+    ENCODING_MUST_BE,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_SETTLE_SECONDS,
+    MAX_TIMEOUT,
+    MIN_BATCH_SIZE,
+    MIN_CONCURRENCY,
+    MIN_SETTLE_SECONDS,
+    MIN_TIMEOUT,
+    SendSettings,
+    SettingError,
+    check_api_url,
+    check_batch_size,
+    check_concurrency,
+    check_delimiter,
+    check_encoding,
+    check_settle_seconds,
+    check_timeout,
+    seconds_range,
+    whole_number_range,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTLE_SECONDS = 5.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -51,13 +76,22 @@ class AfterImport(StrEnum):
 # --- the config file --------------------------------------------------------------------
 
 
+def _anything(value: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class _Key:
-    """One config key: what it must be, in words, and the test for it."""
+    """One config key: what it must be, in words, and the test for it.
+
+    ``check`` is the setting's own validator from :mod:`bulkimport.settings`
+    (the one the CLI and the library use too); it returns the value to use.
+    """
 
     must_be: str
-    accepts: Callable[[Any], bool]
+    accepts: Callable[[Any], bool] = _anything
     required: bool = False
+    check: Callable[[Any, str], Any] | None = None
 
 
 def _is_int(value: Any, low: int = 1, high: int | None = None) -> bool:
@@ -65,12 +99,6 @@ def _is_int(value: Any, low: int = 1, high: int | None = None) -> bool:
     if isinstance(value, bool) or not isinstance(value, int):
         return False
     return value >= low and (high is None or value <= high)
-
-
-def _is_number(value: Any, low: float, high: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return low <= value <= high
 
 
 def _is_text(value: Any) -> bool:
@@ -88,36 +116,12 @@ def _is_globs(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(_is_text(v) for v in value)
 
 
-def _is_url(value: Any) -> bool:
-    if not _is_text(value):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _is_encoding(value: Any) -> bool:
-    if not _is_text(value):
-        return False
-    try:
-        codecs.lookup(value)
-    except (LookupError, ValueError):  # ValueError: a NUL in the name
-        return False
-    return True
-
-
-def _is_delimiter(value: Any) -> bool:
-    return isinstance(value, str) and (len(value) == 1 or value.lower() in ("tab", "\\t"))
-
-
 KEYS: Mapping[str, _Key] = {
     "engagement": _Key("the engagement id, a whole number", _is_int, required=True),
     "inputs": _Key(
         'a file pattern or a list of them, e.g. ["inbox/*.xlsx"]', _is_globs, required=True
     ),
-    "api_url": _Key("an http(s) address", _is_url),
+    "api_url": _Key(API_URL_MUST_BE, check=check_api_url),
     "api_key_env": _Key(
         "the name of an environment variable",
         lambda v: isinstance(v, str) and bool(_ENV_NAME.fullmatch(v)),
@@ -126,12 +130,14 @@ KEYS: Mapping[str, _Key] = {
     "country": _Key('a two-letter country code in quotes, e.g. "PH"', _is_text),
     "ledger": _Key("a file path in quotes", _is_path),
     "sheet": _Key("a sheet name in quotes or a sheet number", lambda v: _is_text(v) or _is_int(v)),
-    "encoding": _Key('an encoding name such as "utf-8" or "cp1252"', _is_encoding),
-    "delimiter": _Key('one character such as ";" or "tab"', _is_delimiter),
+    "encoding": _Key(ENCODING_MUST_BE, _is_text, check=check_encoding),
+    "delimiter": _Key(DELIMITER_MUST_BE, check=check_delimiter),
     "map": _Key('a table of "Header" = "field" lines', lambda v: isinstance(v, dict)),
-    "batch_size": _Key("a whole number from 1 to 1000", lambda v: _is_int(v, 1, 1000)),
-    "concurrency": _Key("a whole number from 1 to 32", lambda v: _is_int(v, 1, 32)),
-    "timeout": _Key("a number of seconds from 1 to 600", lambda v: _is_number(v, 1, 600)),
+    "batch_size": _Key(whole_number_range(MIN_BATCH_SIZE, MAX_BATCH_SIZE), check=check_batch_size),
+    "concurrency": _Key(
+        whole_number_range(MIN_CONCURRENCY, MAX_CONCURRENCY), check=check_concurrency
+    ),
+    "timeout": _Key(seconds_range(MIN_TIMEOUT, MAX_TIMEOUT), check=check_timeout),
     "reuse": _Key("true or false", lambda v: isinstance(v, bool)),
     "groups": _Key(
         "a list of group ids, e.g. [12, 15]",
@@ -145,7 +151,9 @@ KEYS: Mapping[str, _Key] = {
     "after": _Key('"leave" or "archive"', lambda v: v in tuple(AfterImport)),
     "archive_dir": _Key("a folder path in quotes", _is_path),
     "log_file": _Key("a file path in quotes", _is_path),
-    "settle_seconds": _Key("a number of seconds from 0 to 3600", lambda v: _is_number(v, 0, 3600)),
+    "settle_seconds": _Key(
+        seconds_range(MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS), check=check_settle_seconds
+    ),
 }
 
 
@@ -165,10 +173,10 @@ class NightlyConfig:
     encoding: str | None = None
     delimiter: str | None = None
     maps: tuple[MapOverride, ...] = ()
-    batch_size: int = 100
-    concurrency: int = 2
-    timeout: float = 30.0
-    reuse: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+    reuse: bool = DEFAULT_REUSE
     groups: tuple[int, ...] = ()
     organization: int | None = None
     allow_possible: bool = False
@@ -247,12 +255,19 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
     def fail(key: str, problem: str, table: str | None = None) -> ConfigError:
         return ConfigError(f"{_where(path, text, key, table)}: {problem}")
 
+    checked: dict[str, Any] = {}
     for key, value in raw.items():
         spec = KEYS.get(key)
         if spec is None:
             raise fail(key, _unknown_key(key))
         if not spec.accepts(value):
             raise fail(key, _bad_value(key, spec, value))
+        checked[key] = value
+        if spec.check is not None:
+            try:
+                checked[key] = spec.check(value, f'"{key}"')
+            except SettingError as error:
+                raise fail(key, _bad_value(key, spec, value)) from error
     for key, spec in KEYS.items():
         if spec.required and key not in raw:
             raise fail(key, f'the required key "{key}" is missing; add it, e.g. {_example(key)}.')
@@ -272,18 +287,18 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
         engagement=raw["engagement"],
         inputs=(inputs,) if isinstance(inputs, str) else tuple(inputs),
         ledger=path_of("ledger") or folder / DEFAULT_LEDGER,
-        api_url=raw.get("api_url", DEFAULT_API_URL),
+        api_url=checked.get("api_url", DEFAULT_API_URL),
         api_key_env=raw.get("api_key_env", API_KEY_ENV),
         api_key_file=path_of("api_key_file"),
         country=_country(raw.get("country"), fail),
         sheet=None if sheet is None else str(sheet),
-        encoding=raw.get("encoding"),
-        delimiter=raw.get("delimiter"),
+        encoding=checked.get("encoding"),
+        delimiter=checked.get("delimiter"),
         maps=_maps(raw.get("map", {}), fail),
-        batch_size=raw.get("batch_size", 100),
-        concurrency=raw.get("concurrency", 2),
-        timeout=float(raw.get("timeout", 30.0)),
-        reuse=raw.get("reuse", True),
+        batch_size=checked.get("batch_size", DEFAULT_BATCH_SIZE),
+        concurrency=checked.get("concurrency", DEFAULT_CONCURRENCY),
+        timeout=checked.get("timeout", DEFAULT_TIMEOUT),
+        reuse=raw.get("reuse", DEFAULT_REUSE),
         groups=tuple(raw.get("groups", ())),
         organization=raw.get("organization"),
         allow_possible=raw.get("allow_possible", False),
@@ -293,7 +308,7 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
         after=after,
         archive_dir=path_of("archive_dir"),
         log_file=path_of("log_file"),
-        settle_seconds=float(raw.get("settle_seconds", DEFAULT_SETTLE_SECONDS)),
+        settle_seconds=checked.get("settle_seconds", DEFAULT_SETTLE_SECONDS),
         text=text,
     )
 

@@ -35,8 +35,11 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from bulkimport.credentials import check_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
+from bulkimport.settings import DEFAULT_API_URL as DEFAULT_API_URL  # still importable from here
+from bulkimport.settings import check_api_url
 
-DEFAULT_API_URL = "https://start.engagespark.com/api/v1"
+# How messages name the key when the caller did not say where it came from.
+UNNAMED_KEY_SOURCE = "the API key given to the client"
 MESSAGE_LIMIT = 200
 
 log = logging.getLogger(__name__)
@@ -352,19 +355,22 @@ def refusal_message(
     cause: RefusalCause | None = None,
     url: str | None = None,
     location: str | None = None,
+    key_source: str = UNNAMED_KEY_SOURCE,
 ) -> str:
     """Return one sentence that tells the user how to fix a refused run.
 
     ``cause`` defaults to what ``status`` alone says (a 404 then counts as the
     engagement's); ``url`` is the address that answered and ``location`` the
     target of a redirect, both named in a message about a wrong URL.
+    ``key_source`` says where the key came from, as a refused key's message
+    names it (``"the key file /etc/bulkimport/api-key"``).
     """
     if cause is None:
         guess = {"error": server_text} if status == 404 else None
         cause = refusal_cause(status, guess, engagement_id)
     said = f" (the server said: {server_text})" if server_text else ""
     if cause is RefusalCause.KEY:
-        return f"The API key was refused{said}: check ENGAGESPARK_API_KEY or the key file."
+        return f"The API key was refused{said}: check {key_source}."
     if cause is RefusalCause.FUNDS:
         return (
             f"engageSPARK refused for lack of funds{said}: top up your engageSPARK balance, "
@@ -406,7 +412,7 @@ def _tls_message(exc: requests.RequestException, url: str) -> str:
     )
 
 
-def _not_built_message(exc: requests.RequestException) -> str:
+def _not_built_message(exc: requests.RequestException, key_source: str) -> str:
     """Return the sentence for a request requests refused to build, without its text.
 
     The text of InvalidHeader holds the header, the API key included; the text
@@ -415,7 +421,7 @@ def _not_built_message(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.exceptions.InvalidHeader):
         return (
             "The API key cannot be sent in an HTTP header (it holds a character headers "
-            "cannot carry): check ENGAGESPARK_API_KEY or the key file."
+            f"cannot carry): check {key_source}."
         )
     return (
         f"The API URL cannot be used ({type(exc).__name__}): check it "
@@ -577,19 +583,21 @@ class EngageSparkClient:
     """A thread-safe client for the Subscription API: one keep-alive session per thread."""
 
     def __init__(
-        self, api_key: str, base_url: str = DEFAULT_API_URL, timeouts: Timeouts = Timeouts()
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_API_URL,
+        timeouts: Timeouts = Timeouts(),
+        *,
+        key_source: str | None = None,
     ) -> None:
-        try:
-            parts = urlsplit(base_url)
-            usable = parts.scheme in ("http", "https") and bool(parts.netloc)
-        except ValueError:  # e.g. an unclosed IPv6 bracket
-            usable = False
-        if not usable:
-            raise InputError(
-                f"The API URL {base_url!r} is not an http(s) address: "
-                f"give one like {DEFAULT_API_URL}."
-            )
-        self._api_key = check_api_key(api_key, "the API key given to the client")
+        """Check the key and the URL; ``key_source`` (else ``api_key.source``) names the key.
+
+        :func:`bulkimport.credentials.load_api_key` returns a key that knows its
+        source, so a refused key's message names the variable or file it came from.
+        """
+        check_api_url(base_url, "the client's base_url")
+        self.key_source = key_source or getattr(api_key, "source", None) or UNNAMED_KEY_SOURCE
+        self._api_key = str(check_api_key(api_key, self.key_source))
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self._local = _ThreadSessions()
@@ -703,7 +711,7 @@ class EngageSparkClient:
         """Return the kind of a transport failure and its message, with no header in it."""
         kind = classify_transport(failure)
         if isinstance(failure, _NOT_BUILT):
-            return kind, _not_built_message(failure)
+            return kind, _not_built_message(failure, self.key_source)
         if kind is AttemptKind.REFUSED:
             return kind, _tls_message(failure, url)
         return kind, _redact_tokens(self._redact(_transport_message(failure)))
@@ -741,6 +749,7 @@ class EngageSparkClient:
                 cause=cause,
                 url=response.url,
                 location=response.headers.get("Location"),
+                key_source=self.key_source,
             )
         return AttemptResult(
             kind=kind,
