@@ -8,6 +8,7 @@ import logging
 import re
 import stat
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,21 @@ from bulkimport.output.progress import LogProgress, progress_for
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
 from bulkimport.send.client import AttemptResult, EngageSparkClient
 from bulkimport.send.retry import RetryPolicy
+from bulkimport.settings import (
+    API_KEY_ENV,
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEDGER,
+    DEFAULT_SETTLE_SECONDS,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_TIMEOUT,
+    MIN_BATCH_SIZE,
+    MIN_CONCURRENCY,
+    MIN_TIMEOUT,
+)
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "nightly.toml"
 NO_WAIT = RetryPolicy(max_attempts=3, backoff_base=0, sleep=lambda seconds: None)
@@ -396,8 +412,9 @@ def test_a_key_that_looks_like_a_name_is_not_echoed_either(api: Sandbox, home: P
     result = nightly(config)
     assert result.exit_code == 2, result.output
     assert json_line(result)["error"] == (
-        "No API key: set the environment variable named by api_key_env or pass --api-key-file "
-        "(find the key in engageSPARK under Account Settings > API Key)."
+        "No API key: set the environment variable named by api_key_env or name a key file "
+        "with api_key_file in import.toml (find the key in engageSPARK under Account "
+        "Settings > API Key)."
     )
     assert HEX_KEY not in result.output
     assert HEX_KEY[:12] not in result.stdout + result.stderr
@@ -409,9 +426,35 @@ def test_a_plain_variable_name_is_named_in_the_message(home: Path) -> None:
     result = nightly(config)
     assert result.exit_code == 2, result.output
     assert json_line(result)["error"] == (
-        "No API key: set ORG_ES_KEY or pass --api-key-file "
+        "No API key: set ORG_ES_KEY or name a key file with api_key_file in import.toml "
         "(find the key in engageSPARK under Account Settings > API Key)."
     )
+    assert "--api-key-file" not in result.output
+
+
+def test_a_refused_key_names_the_variable_the_config_names(api: Sandbox, home: Path) -> None:
+    config = write_config(home, api.url, 'api_key_env = "ORG_ES_KEY"\n')
+    write_export(home / "inbox" / "a.csv", range(100, 103))
+    result = CliRunner().invoke(
+        main, ["nightly", "--config", str(config)], env={"ORG_ES_KEY": "wrong-key"}
+    )
+    assert result.exit_code == 3, result.output
+    assert "The API key was refused" in result.output
+    assert "check the environment variable ORG_ES_KEY." in result.output
+    assert "ENGAGESPARK_API_KEY" not in result.output
+    assert "wrong-key" not in result.output
+
+
+def test_a_refused_key_names_the_key_file_the_config_names(api: Sandbox, home: Path) -> None:
+    key_file = home / "api-key"
+    key_file.write_text("wrong-key\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    config = write_config(home, api.url, 'api_key_file = "api-key"\n')
+    write_export(home / "inbox" / "a.csv", range(100, 103))
+    result = nightly(config, key=SANDBOX_TOKEN)  # the file wins over the default variable
+    assert result.exit_code == 3, result.output
+    assert f"check the key file {key_file}." in result.output
+    assert "ENGAGESPARK_API_KEY" not in result.output
 
 
 def test_a_ledger_that_is_a_symlink_loop_is_a_short_json_line(home: Path) -> None:
@@ -543,6 +586,75 @@ def test_check_config_prints_the_plan_and_sends_nothing(api: Sandbox, home: Path
 
 
 # --- pieces -------------------------------------------------------------------------------
+
+
+# Keys the sample sets as an example of what a night looks like, not to their default.
+SAMPLE_EXAMPLES = {"engagement", "inputs", "country", "results_dir", "after", "archive_dir",
+                   "log_file", "map"}  # fmt: skip
+
+
+def test_the_sample_config_sets_every_other_key_to_the_code_default() -> None:
+    raw = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
+    config = load_config(SAMPLE)
+    defaults = NightlyConfig(SAMPLE, 1, ("x",), DEFAULT_LEDGER)
+    checked = set(raw) - SAMPLE_EXAMPLES
+    assert checked  # the sample shows some defaults
+    for key in checked:
+        if key == "ledger":
+            assert config.ledger == SAMPLE.parent.resolve() / DEFAULT_LEDGER
+        else:
+            assert getattr(config, key) == getattr(defaults, key), key
+
+
+def test_the_sample_config_names_the_real_defaults_in_its_comments() -> None:
+    text = SAMPLE.read_text(encoding="utf-8")
+    urls = set(re.findall(r"https://[^\s\"),]+", text))
+    assert urls == {DEFAULT_API_URL}
+    assert f"({MIN_BATCH_SIZE} to {MAX_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})" in text
+    assert f"({MIN_CONCURRENCY} to {MAX_CONCURRENCY}, default {DEFAULT_CONCURRENCY})" in text
+    assert f"({MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, default {DEFAULT_TIMEOUT:g})" in text
+    assert f"default {DEFAULT_SETTLE_SECONDS:g}, 0 turns" in text
+    assert f"(default {API_KEY_ENV})" in text
+    assert f"Default: {DEFAULT_LEDGER} next to this file" in text
+
+
+@pytest.mark.parametrize(("name", "character"), [("semicolon", ";"), ("TAB", "\t"), ("|", "|")])
+def test_a_delimiter_name_the_cli_takes_is_taken_by_the_config(
+    home: Path, name: str, character: str
+) -> None:
+    config = load_config(write_config(home, "http://127.0.0.1:9/api/v1", f'delimiter = "{name}"\n'))
+    assert config.delimiter == character
+    assert config.import_options().read.delimiter == character
+
+
+def test_a_night_reads_a_semicolon_file_with_the_delimiter_named(api: Sandbox, home: Path) -> None:
+    lines = ["Name;Mobile No."] + [f"Uy, Person {n};{phone(n)}" for n in range(100, 103)]
+    (home / "inbox" / "export.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_config(home, api.url, 'delimiter = "semicolon"\n')
+    result = nightly(config)
+    assert result.exit_code == 0, result.output
+    assert api.contact_count() == 3
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("batch_size = 0", '"batch_size" must be a whole number from 1 to 1000, not 0'),
+        ("concurrency = 33", '"concurrency" must be a whole number from 1 to 32, not 33'),
+        ("timeout = 0.5", '"timeout" must be a number of seconds from 1 to 600, not 0.5'),
+        ('delimiter = ";;"', '"delimiter" must be one character such as ";" or a name'),
+        ('encoding = "klingon"', '"encoding" must be an encoding name such as "utf-8"'),
+    ],
+)
+def test_a_config_value_is_refused_by_its_key_and_line_not_a_cli_flag(
+    home: Path, setting: str, expected: str
+) -> None:
+    config = write_config(home, "http://127.0.0.1:9/api/v1", setting + "\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    line = len(BASE_CONFIG.splitlines()) + 1
+    assert str(refused.value).startswith(f"import.toml line {line}: {expected}")
+    assert "--" not in str(refused.value)
 
 
 def test_the_sample_config_is_valid_and_documents_every_key() -> None:
