@@ -10,12 +10,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from requests_mock import Mocker
 
+from bulkimport.credentials import load_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 from bulkimport.send.client import (
     DEFAULT_API_URL,
@@ -23,6 +25,7 @@ from bulkimport.send.client import (
     EngageSparkClient,
     Timeouts,
     parse_retry_after,
+    refusal_message,
 )
 
 KEY = "sk-test-5f3a9c7e1d2b"
@@ -228,7 +231,8 @@ def test_a_rejection_without_an_integer_index_has_none(
     [
         (
             401,
-            "The API key was refused (the server said: Invalid Token): check ENGAGESPARK_API_KEY",
+            "The API key was refused (the server said: Invalid Token): "
+            "check the API key given to the client.",
         ),
         (402, "top up your engageSPARK balance, then run `bulkimport retry`."),
         (403, "organization"),
@@ -454,8 +458,47 @@ def test_a_key_requests_refuses_as_a_header_never_leaves_nor_shows(requests_mock
     result = api.post_subscription(1234, [JUAN], reuse=False)
     assert requests_mock.call_count == 0
     assert result.kind is AttemptKind.REFUSED
-    assert "ENGAGESPARK_API_KEY" in result.message
+    assert "check the API key given to the client." in result.message
     assert KEY not in result.message
+
+
+@pytest.mark.parametrize(
+    ("environ", "env_name", "source"),
+    [
+        ({"ORG_ES_KEY": KEY}, "ORG_ES_KEY", "the environment variable ORG_ES_KEY"),
+        ({"ENGAGESPARK_API_KEY": KEY}, "ENGAGESPARK_API_KEY", "the environment variable "
+         "ENGAGESPARK_API_KEY"),
+    ],
+)  # fmt: skip
+def test_a_refused_key_names_the_variable_it_came_from(
+    requests_mock: Mocker, environ: dict[str, str], env_name: str, source: str
+) -> None:
+    requests_mock.post(SUBSCRIBE, status_code=401, json={"error": "Invalid Token"})
+    with EngageSparkClient(load_api_key(environ, env_name=env_name), BASE) as api:
+        message = api.post_subscription(1234, [JUAN], reuse=False).message
+    assert message == f"The API key was refused (the server said: Invalid Token): check {source}."
+    assert KEY not in message
+
+
+def test_a_refused_key_names_the_key_file_it_came_from(
+    requests_mock: Mocker, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    requests_mock.post(SUBSCRIBE, status_code=401, json={"error": "Invalid Token"})
+    with EngageSparkClient(load_api_key({"ENGAGESPARK_API_KEY": "other"}, key_file), BASE) as api:
+        message = api.post_subscription(1234, [JUAN], reuse=False).message
+    assert message.endswith(f"check the key file {key_file}.")
+    assert "ENGAGESPARK_API_KEY" not in message
+
+
+def test_a_key_source_given_to_the_client_is_named() -> None:
+    api = EngageSparkClient(KEY, BASE, key_source="the vault entry es/prod")
+    assert api.key_source == "the vault entry es/prod"
+    assert refusal_message(401, "", 1234, key_source=api.key_source) == (
+        "The API key was refused: check the vault entry es/prod."
+    )
 
 
 def test_a_token_in_an_exception_text_is_redacted_whatever_the_key(

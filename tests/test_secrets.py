@@ -471,3 +471,48 @@ def test_curly_quotes_around_the_key_in_the_environment_stop_the_run(tmp_path: P
     assert not (tmp_path / "l.sqlite").exists()
     for fragment in FRAGMENTS:
         assert fragment not in result.output
+
+
+# --- messages name where the key came from ---------------------------------------------------
+
+
+def test_a_loaded_key_knows_its_source_and_never_shows_itself(tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    from_file = load_api_key({}, key_file)
+    from_env = load_api_key({"ORG_ES_KEY": KEY}, env_name="ORG_ES_KEY")
+    assert (from_file, from_env) == (KEY, KEY)
+    assert from_file.source == f"the key file {key_file}"
+    assert from_env.source == "the environment variable ORG_ES_KEY"
+    for key in (from_file, from_env):
+        assert KEY not in repr(key)
+        assert KEY not in repr([key])
+
+
+def test_a_refused_key_file_is_named_by_run(tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(WRONG_KEY, encoding="utf-8")
+    key_file.chmod(0o600)
+    people = write_people(tmp_path / "people.csv", PEOPLE[:2])
+    with Sandbox(token=KEY) as sandbox:
+        result = CliRunner().invoke(
+            main,
+            ["run", str(people), "--engagement", "1234", "--country", "PH", "--api-url",
+             sandbox.url, "--ledger", str(tmp_path / "l.sqlite"), "--api-key-file",
+             str(key_file)],
+            env={"ENGAGESPARK_API_KEY": KEY},
+        )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert f"check the key file {key_file}." in result.output
+    assert "ENGAGESPARK_API_KEY" not in result.output
+    for fragment in FRAGMENTS:
+        assert fragment not in result.output
+
+
+def test_a_missing_key_names_the_flag_on_the_command_line() -> None:
+    with pytest.raises(InputError) as missing:
+        load_api_key({})
+    assert str(missing.value).startswith(
+        "No API key: set ENGAGESPARK_API_KEY or pass --api-key-file "
+    )
