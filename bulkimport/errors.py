@@ -6,6 +6,7 @@ and an exit code. Every message is one sentence that says what to do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum, StrEnum
 
 
@@ -18,6 +19,21 @@ class ExitCode(IntEnum):
     API_REFUSED = 3  # the API refused the run: key, funds, organization, engagement
     LOCKED = 4  # another run holds the ledger
     API_UNAVAILABLE = 5  # the API stayed unavailable; `bulkimport retry` later
+
+
+# Worst first: a command or night made of several parts exits with the worst of
+# their codes. 2 (usage) and 4 (locked) mean the work never started.
+SEVERITY = (
+    ExitCode.API_REFUSED,
+    ExitCode.API_UNAVAILABLE,
+    ExitCode.ROWS_NEED_ATTENTION,
+    ExitCode.OK,
+)
+
+
+def worst(codes: Iterable[ExitCode]) -> ExitCode:
+    """Return the most serious of some exit codes: 3 > 5 > 1 > 0 (OK when there are none)."""
+    return min(codes, key=SEVERITY.index, default=ExitCode.OK)
 
 
 class BulkImportError(Exception):

@@ -260,3 +260,39 @@ def test_a_run_stopped_while_reading_is_incomplete_everywhere_until_it_is_run_ag
     done = CliRunner().invoke(main, ["retry", "--ledger", str(ledger), "--api-url", sandbox.url])
     assert done.exit_code == 0
     assert "every row in the ledger is settled" in done.output
+
+
+def test_debug_logs_of_a_run_show_no_whole_phone_number(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI masks phone numbers in every log line, at -vv too, not only in the nightly log."""
+    import logging
+
+    from bulkimport.send.client import EngageSparkClient
+
+    monkeypatch.setenv("ENGAGESPARK_API_KEY", SANDBOX_TOKEN)
+    source, phones = people(tmp_path / "p.csv", 3)
+    original = EngageSparkClient.post_subscription
+
+    def chatty(
+        self: EngageSparkClient, engagement: int, contacts: list[dict[str, str]], **kw: bool
+    ):  # type: ignore[no-untyped-def]
+        logging.getLogger("bulkimport.send").debug(
+            "posting %s", ", ".join(c["fullPhoneNumber"] for c in contacts)
+        )
+        return original(self, engagement, contacts, **kw)
+
+    monkeypatch.setattr(EngageSparkClient, "post_subscription", chatty)
+    handler = logging.StreamHandler(stream := __import__("io").StringIO())
+    logging.getLogger().addHandler(handler)
+    try:
+        args = ["--engagement", "1234", "--country", "PH", "--api-url", sandbox.url]
+        result = CliRunner().invoke(
+            main, ["-vv", "run", str(source), *args, "--ledger", str(tmp_path / "l.sqlite")]
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert result.exit_code == 0, result.output
+    logged = stream.getvalue()
+    assert "posting 63917*****" in logged
+    assert not any(phone in logged for phone in phones)

@@ -14,6 +14,7 @@ from bulkimport import __version__
 from bulkimport.cli import check, nightly, results, retry, run, sandbox, status
 from bulkimport.cli.display import shown
 from bulkimport.errors import BulkImportError, ExitCode
+from bulkimport.redaction import redact_logs
 
 
 class BulkImportGroup(click.Group):
@@ -44,7 +45,9 @@ def main(verbose: int) -> None:
     `bulkimport run FILE --engagement ID` (try it against `bulkimport sandbox` first).
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(message)s")
+    logging.basicConfig(format="%(levelname)s %(message)s")
+    logging.getLogger().setLevel(max(level, logging.DEBUG))
+    redact_logs()  # -vv shows no whole phone number either
 
 
 for command in (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulkimport.contacts import RowStatus
-from bulkimport.errors import ApiRefused, ExitCode, InputError, RefusalCause
+from bulkimport.errors import ApiRefused, ExitCode, InputError, RefusalCause, worst
 from bulkimport.ledger.states import NEEDS_ATTENTION, SENDABLE
 from bulkimport.ledger.store import (
     PAGE,
@@ -99,19 +99,22 @@ class RunSummary:
     duration: float = 0.0
 
     def decide_exit_code(self) -> None:
-        if self.refused:
-            self.exit_code = ExitCode.API_REFUSED
-        elif self.unavailable:
-            self.exit_code = ExitCode.API_UNAVAILABLE
-        elif (
+        """Set the exit code from what happened: the worst of refusal, outage, open rows."""
+        attention = (
             any(self.counts[s] for s in NEEDS_ATTENTION)
             or self.stopped
             or self.incomplete
             or self.problems
-        ):
-            self.exit_code = ExitCode.ROWS_NEED_ATTENTION
-        else:
-            self.exit_code = ExitCode.OK
+        )
+        self.exit_code = worst(
+            code
+            for code, happened in (
+                (ExitCode.API_REFUSED, self.refused),
+                (ExitCode.API_UNAVAILABLE, self.unavailable),
+                (ExitCode.ROWS_NEED_ATTENTION, attention),
+            )
+            if happened
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,6 @@ import glob
 import json
 import logging
 import os
-import re
 import shutil
 import stat
 import time
@@ -26,25 +25,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bulkimport.contacts import mask_phone
-from bulkimport.errors import ApiRefused, ApiUnavailable, ExitCode, InputError, LedgerLocked
+from bulkimport.errors import (
+    ApiRefused,
+    ApiUnavailable,
+    ExitCode,
+    InputError,
+    LedgerLocked,
+    worst,
+)
 from bulkimport.jobs.config import AfterImport, NightlyConfig
 from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.results import write_results
 from bulkimport.read.sources import fingerprint
+from bulkimport.redaction import Redact
 from bulkimport.rows.prepare import open_sources
 
 log = logging.getLogger(__name__)
-
-# Worst first: the code a night exits with is the worst of its parts.
-SEVERITY = (
-    ExitCode.API_REFUSED,
-    ExitCode.API_UNAVAILABLE,
-    ExitCode.ROWS_NEED_ATTENTION,
-    ExitCode.OK,
-)
-_PHONE_LIKE = re.compile(r"(?<!\d)\+?(\d{9,15})(?!\d)")
 
 
 # --- the inbox --------------------------------------------------------------------------
@@ -298,11 +295,6 @@ class NightSummary:
         }
 
 
-def worst(codes: Sequence[ExitCode]) -> ExitCode:
-    """Return the most serious of some exit codes: 3 > 5 > 1 > 0 (OK when there are none)."""
-    return min(codes, key=SEVERITY.index, default=ExitCode.OK)
-
-
 def failure_json(config: Path, error: Exception, exit_code: ExitCode) -> dict[str, Any]:
     """Return the JSON line of a night that could not start (bad config, ledger locked)."""
     return {
@@ -479,22 +471,6 @@ def _free_name(folder: Path, stem: str, suffix: str, day: date) -> Path:
 
 
 # --- logging ----------------------------------------------------------------------------
-
-
-class Redact(logging.Filter):
-    """Masks phone-like digit runs and the given secrets in every log record it sees."""
-
-    def __init__(self, secrets: Sequence[str] = ()) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        record.msg = _PHONE_LIKE.sub(lambda m: mask_phone(m.group(1)), message)
-        record.args = None
-        return True
 
 
 @contextmanager
