@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -27,6 +28,14 @@ import click
     "slow_seconds, retry_after.",
 )
 @click.option("--seed", type=int, default=0, help="Seed for the faults, to repeat a rehearsal.")
+@click.option(
+    "--contacts",
+    "contacts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Start with the account's existing contacts, from an engageSPARK contacts export "
+    "(CSV or XLSX with ID and Full Phone Number): its rows then subscribe by id.",
+)
 def sandbox(
     port: int,
     token: str | None,
@@ -34,6 +43,7 @@ def sandbox(
     latency_ms: float,
     faults: str,
     seed: int,
+    contacts_file: Path | None,
 ) -> None:
     """Run a local stand-in for the engageSPARK API.
 
@@ -45,16 +55,27 @@ def sandbox(
       ENGAGESPARK_API_KEY=sandbox-token bulkimport run applicants.xlsx \\
           --engagement 1234 --country PH --api-url http://127.0.0.1:8765/api/v1
     """
-    from bulkimport.sandbox import SANDBOX_TOKEN, Faults, serve
+    from bulkimport.sandbox import SANDBOX_TOKEN, Faults, load_contacts, serve
 
+    chosen_faults = Faults.parse(faults)
+    contacts = load_contacts(contacts_file) if contacts_file is not None else []
     logging.getLogger("bulkimport.sandbox").setLevel(logging.INFO)
     click.echo(f"Sandbox at http://127.0.0.1:{port}/api/v1 (API key: {token or SANDBOX_TOKEN})")
+    if contacts_file is not None:
+        click.echo(_loaded(len(contacts), contacts_file))
     serve(
         host="127.0.0.1",
         port=port,
         token=token or SANDBOX_TOKEN,
         engagements=engagements or (1234,),
         latency_ms=latency_ms,
-        faults=Faults.parse(faults),
+        faults=chosen_faults,
         seed=seed,
+        contacts=contacts,
     )
+
+
+def _loaded(count: int, path: Path) -> str:
+    """Return the line that says how many existing contacts the sandbox starts with."""
+    noun = "contact" if count == 1 else "contacts"
+    return f"Loaded {count} existing {noun} from {path}; they subscribe by id."

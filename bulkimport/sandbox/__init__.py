@@ -8,6 +8,11 @@ resets and slow answers after processing, and results in shuffled order.
 ``GET /_sandbox/state`` shows what it holds; any other path gets a web
 server's HTML 404, as a wrong API URL would.
 
+It can start with an account's existing contacts, read from an engageSPARK
+contacts export (``--contacts FILE``, :func:`load_contacts`): they subscribe by
+id and are reused by number. Its own new contacts are numbered from
+:data:`FIRST_CONTACT_ID` (90000001), above them and clear of real accounts' ids.
+
 Faults (``--faults "NAME=VALUE,..."``; rates from 0 to 1, per subscription request):
 
 - ``429``, ``503``: refuse before processing (429 always with ``Retry-After``,
@@ -26,6 +31,7 @@ Faults (``--faults "NAME=VALUE,..."``; rates from 0 to 1, per subscription reque
 
 from __future__ import annotations
 
+from bulkimport.sandbox.existing import load_contacts
 from bulkimport.sandbox.faults import NO_FAULTS, Faults
 from bulkimport.sandbox.server import DEFAULT_CUSTOM_FIELDS, SANDBOX_TOKEN, Sandbox, serve
 from bulkimport.sandbox.state import FIRST_CONTACT_ID
@@ -37,5 +43,6 @@ __all__ = [
     "SANDBOX_TOKEN",
     "Faults",
     "Sandbox",
+    "load_contacts",
     "serve",
 ]

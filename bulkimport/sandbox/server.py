@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,8 +23,9 @@ from urllib.parse import urlsplit
 from bulkimport.errors import InputError
 from bulkimport.sandbox.answers import Answer, json_answer
 from bulkimport.sandbox.api import Api, Settings
+from bulkimport.sandbox.existing import load_contacts
 from bulkimport.sandbox.faults import NO_FAULTS, FaultDice, Faults
-from bulkimport.sandbox.state import Directory
+from bulkimport.sandbox.state import Directory, existing_contacts
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,9 @@ class Sandbox:
 
     ``with Sandbox(faults=Faults.parse("429=0.1")) as sandbox:`` serves on a free
     port in a daemon thread; ``sandbox.url`` is the API base to import against.
+    ``contacts`` are the account's existing contacts, as the API shows them (at
+    least ``id`` and ``fullPhoneNumber``), or the path of an engageSPARK contacts
+    export to read them from; new contacts are numbered above all of them.
     ``sleep`` is what latency and slow answers wait with.
     """
 
@@ -161,6 +166,7 @@ class Sandbox:
         seed: int = 0,
         custom_fields: Mapping[int, str] = DEFAULT_CUSTOM_FIELDS,
         report_bad_index: bool = True,
+        contacts: Iterable[Mapping[str, Any]] | Path = (),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         engagement_ids = frozenset(int(engagement) for engagement in engagements)
@@ -173,7 +179,10 @@ class Sandbox:
             latency_seconds=max(latency_ms, 0) / 1000,
         )
         self._address = (host, port)
-        self._api = Api(settings, Directory(engagement_ids), FaultDice(faults, seed), sleep)
+        if isinstance(contacts, Path):
+            contacts = load_contacts(contacts)
+        directory = Directory(engagement_ids, existing_contacts(contacts, organization_id))
+        self._api = Api(settings, directory, FaultDice(faults, seed), sleep)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -282,6 +291,7 @@ def serve(
     latency_ms: float,
     faults: Faults,
     seed: int,
+    contacts: Iterable[Mapping[str, Any]] = (),
 ) -> None:
     """Serve a sandbox in this thread until Ctrl-C; logs one line with its URL."""
     Sandbox(
@@ -292,4 +302,5 @@ def serve(
         latency_ms=latency_ms,
         faults=faults,
         seed=seed,
+        contacts=contacts,
     ).serve_forever()

@@ -1,13 +1,16 @@
 """What the sandbox holds: its contacts and the subscriptions to each engagement.
 
-A :class:`Directory` keeps both behind one lock. New contacts arrive as
-:class:`Draft` objects the API has already checked; stored contacts are never
-changed afterwards.
+A :class:`Directory` keeps both behind one lock. It may start with an
+account's existing contacts (:func:`existing_contacts`); new contacts arrive as
+:class:`Draft` objects the API has already checked and are numbered from
+:data:`FIRST_CONTACT_ID`, far above the ids of real accounts, and above every
+existing contact. Stored contacts are never changed afterwards.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +20,12 @@ from typing import Any
 
 import phonenumbers
 
-FIRST_CONTACT_ID = 17620219
+from bulkimport.errors import InputError
+
+# Real accounts number their contacts in the tens of millions (the sample export starts at
+# 17620219): the sandbox's own contacts start far above, so that they never take the id
+# of a contact in an export someone rehearses.
+FIRST_CONTACT_ID = 90_000_001
 
 _CARRIER_ID = 952
 _MANILA = timezone(timedelta(hours=8))  # engageSPARK's home; matches the documented createdDate
@@ -71,16 +79,67 @@ def split_phone(phone: str) -> tuple[str, str]:
     return "", phone
 
 
-class Directory:
-    """The sandbox's contacts and subscriptions, behind one lock."""
+def existing_contacts(
+    items: Iterable[Mapping[str, Any]], organization_id: int
+) -> list[dict[str, Any]]:
+    """Return full contact objects for an account's existing contacts, oldest (lowest id) first.
 
-    def __init__(self, engagements: Iterable[int]) -> None:
+    Each item needs an integer ``id`` and a ``fullPhoneNumber``; the other fields of
+    a contact are optional. Raises :class:`InputError` for an item without them
+    and for an id given twice.
+    """
+    created = datetime.now(_MANILA).isoformat(timespec="seconds")
+    contacts = sorted(
+        (_existing_contact(item, organization_id, created) for item in items),
+        key=lambda contact: int(contact["id"]),
+    )
+    for before, after in itertools.pairwise(contacts):
+        if before["id"] == after["id"]:
+            raise InputError(f"The existing contacts name the id {after['id']} twice.")
+    return contacts
+
+
+def _existing_contact(
+    item: Mapping[str, Any], organization_id: int, created: str
+) -> dict[str, Any]:
+    """Return the contact object of one existing contact."""
+    contact_id, phone = item.get("id"), item.get("fullPhoneNumber")
+    if not isinstance(contact_id, int) or isinstance(contact_id, bool):
+        raise InputError(f"An existing contact needs an integer id, not {contact_id!r}.")
+    if not (isinstance(phone, str) and phone.isdigit() and phone.isascii()):
+        raise InputError(f"The existing contact {contact_id} needs a fullPhoneNumber of digits.")
+    dialing_code, national_number = split_phone(phone)
+    draft = Draft(
+        phone=phone,
+        dialing_code=dialing_code,
+        national_number=national_number,
+        first_name=str(item.get("firstName") or ""),
+        last_name=str(item.get("lastName") or ""),
+        email=str(item.get("email") or ""),
+        language=str(item.get("language") or ""),
+        groups=tuple(int(group) for group in item.get("groups") or ()),
+        custom_fields=dict(item.get("customFields") or {}),
+    )
+    return draft.contact(contact_id, organization_id, str(item.get("createdDate") or created))
+
+
+class Directory:
+    """The sandbox's contacts and subscriptions, behind one lock.
+
+    ``existing`` are full contact objects, lowest id first (see
+    :func:`existing_contacts`); new contacts get ids above all of them.
+    """
+
+    def __init__(self, engagements: Iterable[int], existing: Iterable[dict[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
         self._contacts: dict[int, dict[str, Any]] = {}
         self._ids_by_phone: dict[str, list[int]] = {}
         self._subscriptions: dict[int, list[int]] = {engagement: [] for engagement in engagements}
         self._requests = 0
         self._next_id = FIRST_CONTACT_ID
+        for contact in existing:
+            self._add(contact)
+        self._loaded = len(self._contacts)
 
     def count_request(self) -> None:
         """Count one subscription POST."""
@@ -109,7 +168,7 @@ class Directory:
     def _add(self, contact: dict[str, Any]) -> None:
         self._contacts[contact["id"]] = contact
         self._ids_by_phone.setdefault(contact["fullPhoneNumber"], []).append(contact["id"])
-        self._next_id += 1
+        self._next_id = max(self._next_id, contact["id"] + 1)
 
     def first_unknown(self, contact_ids: Sequence[int]) -> int | None:
         """Return the index of the first id that names no contact, or None."""
@@ -157,6 +216,7 @@ class Directory:
             return {
                 "requests": self._requests,
                 "contacts": len(self._contacts),
+                "contactsLoaded": self._loaded,
                 "contactsPerNumber": per_number,
                 "subscriptions": subscriptions,
             }
