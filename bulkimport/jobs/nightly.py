@@ -386,13 +386,14 @@ def _finish_open_rows(
     night: NightSummary,
 ) -> None:
     """Send the rows an earlier run left pending, unknown or sending (unknown with reuse)."""
-    night.recovered = ledger.recover_interrupted()
-    if night.recovered:
-        log.info("%d row(s) interrupted earlier are now unknown", night.recovered)
     if config.engagement not in ledger.engagements_with_open_rows():
         return
     log.info("sending the rows left pending or unknown by earlier runs")
-    night.add(retry_rows(ledger, settings, sender))
+    part = retry_rows(ledger, settings, sender)  # it recovers rows left `sending` first
+    night.recovered = part.recovered
+    if part.recovered:
+        log.info("%d row(s) interrupted earlier were sent again with contact reuse", part.recovered)
+    night.add(part)
 
 
 def _import_file(

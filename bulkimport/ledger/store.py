@@ -516,8 +516,11 @@ class Ledger:
         ]
 
     def engagements_with_open_rows(self, *, include_rejected: bool = False) -> list[int]:
-        """Return the engagements that have rows to send (pending, unknown; failed if asked)."""
-        statuses = (*SENDABLE, S.FAILED) if include_rejected else SENDABLE
+        """Return the engagements that have rows to send (open ones; failed too, if asked).
+
+        Rows a killed run left ``sending`` count: the send recovers them first.
+        """
+        statuses = (*OPEN, S.FAILED) if include_rejected else OPEN
         marks = ",".join("?" * len(statuses))
         return [
             int(e)
