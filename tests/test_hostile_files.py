@@ -30,7 +30,7 @@ from defusedxml import EntitiesForbidden
 from bulkimport.cli import main
 from bulkimport.errors import InputError
 from bulkimport.ledger.store import SCHEMA_VERSION, Ledger
-from bulkimport.read import sources
+from bulkimport.read import guards, workbooks
 from bulkimport.read.sources import CSV_FIELD_SIZE_LIMIT, SAMPLE_BYTES, check_ole2_parses
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 
@@ -207,7 +207,7 @@ class NoParsing:
 def test_zip_bombs_are_refused_from_the_directory_in_bounded_memory(
     bomb: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "CalamineWorkbook", NoParsing)
+    monkeypatch.setattr(workbooks, "CalamineWorkbook", NoParsing)
     tracemalloc.start()
     try:
         result = invoke("check", str(bomb))
@@ -248,20 +248,20 @@ def test_the_same_workbook_without_entities_is_read() -> None:
 
 
 def test_a_parser_crash_is_confined_to_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "_OLE2_PROBE", "import os; os.abort()")
+    monkeypatch.setattr(guards, "_OLE2_PROBE", "import os; os.abort()")
     with pytest.raises(InputError, match="crashed the workbook parser"):
         check_ole2_parses(DATA / "legacy.xls")
 
 
 def test_the_child_runs_out_of_memory_not_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
     # The real probe, then an allocation far over the cap given to the child.
-    monkeypatch.setattr(sources, "_OLE2_PROBE", sources._OLE2_PROBE + "\nbytearray(2**31)\n")
+    monkeypatch.setattr(guards, "_OLE2_PROBE", guards._OLE2_PROBE + "\nbytearray(2**31)\n")
     with pytest.raises(InputError, match="crashed the workbook parser"):
         check_ole2_parses(DATA / "legacy.xls", max_memory_bytes=256 * 1024 * 1024)
 
 
 def test_a_child_that_hangs_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "_OLE2_PROBE", "while True: pass")
+    monkeypatch.setattr(guards, "_OLE2_PROBE", "while True: pass")
     with pytest.raises(InputError, match="was given up"):
         check_ole2_parses(DATA / "legacy.xls", max_seconds=0.2)
 

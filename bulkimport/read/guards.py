@@ -1,0 +1,315 @@
+"""Guards run before a workbook parser sees a file: zip bombs, crashing OLE2 files, huge sheets.
+
+calamine holds a sheet as a dense grid from A1 to its last cell: one stray value in
+XFD1048576 asks for 17 billion cells and aborts the process, and an ODS row repeated a
+million times is a few bytes on disk. So the extent is measured before calamine sees it,
+and an old-style (OLE2) workbook is parsed once in a child process first.
+"""
+
+from __future__ import annotations
+
+import logging
+import lzma
+import posixpath
+import re
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+from xml.parsers import expat
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeElementTree
+
+from bulkimport.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+ZIP_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+
+# Zip bomb limits, checked on the archive's directory before anything is inflated.
+MAX_UNCOMPRESSED_BYTES = 1024**3
+MAX_COMPRESSION_RATIO = 200
+# Small members may compress extremely well (a sheet of empty styles) and are harmless.
+RATIO_GRACE_BYTES = 1024 * 1024
+
+# Largest grid (rows x columns, counted from A1) a workbook sheet may span: calamine holds
+# it in memory, about 32 to 130 bytes per cell.
+MAX_SHEET_CELLS = 10_000_000
+
+# What reading a member of a damaged zip can raise, besides BadZipFile: a corrupt deflate
+# or LZMA stream, a cut file, an offset past the end, an unknown or encrypted method.
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+# calamine's parser for old-style (OLE2) workbooks panics or aborts the whole process on
+# some damaged files, so such a file is read once in a child process with capped memory.
+OLE2_PROBE_MEMORY_BYTES = 2 * 1024**3
+OLE2_PROBE_SECONDS = 120.0
+_OLE2_PROBE = """
+import resource, sys
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+except (ValueError, OSError):
+    pass  # some systems (macOS) refuse the cap; the crash stays in the child all the same
+from python_calamine import CalamineError, CalamineWorkbook
+try:
+    with open(sys.argv[1], "rb") as binary:
+        workbook = CalamineWorkbook.from_filelike(binary)
+        for index in range(len(workbook.sheet_names)):
+            workbook.get_sheet_by_index(index)  # parsing is where it crashes
+except CalamineError:
+    pass  # an ordinary error: the reader reports it with its own message
+"""
+
+# An XLSX cell that holds something: <c r="B7" ...> followed by its value, string or formula.
+# Self-closing <c .../> cells only carry a style and calamine skips them.
+_XLSX_VALUE_CELL = re.compile(
+    rb'<(?:\w+:)?c\s[^>]{0,200}?\br="([A-Z]{1,10})([0-9]{1,20})"[^>/]{0,200}>'
+    rb"\s*<(?:\w+:)?(?:v|is|f)[\s>/]"
+)
+
+# Any cell reference at all (styled empty cells too): a cheap upper bound of the extent.
+_XLSX_ANY_CELL = re.compile(rb'\br="([A-Z]{1,10})([0-9]{1,20})"')
+_XLSX_CARRY_BYTES = 1024  # longer than any match of _XLSX_VALUE_CELL
+_ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+_ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+_ODS_TABLE = f"{_ODS_TABLE_NS} table"
+_ODS_ROW = f"{_ODS_TABLE_NS} table-row"
+_ODS_CELLS = frozenset({f"{_ODS_TABLE_NS} table-cell", f"{_ODS_TABLE_NS} covered-table-cell"})
+_ODS_NAME = f"{_ODS_TABLE_NS} name"
+_ODS_ROWS_REPEATED = f"{_ODS_TABLE_NS} number-rows-repeated"
+_ODS_COLUMNS_REPEATED = f"{_ODS_TABLE_NS} number-columns-repeated"
+_ODS_VALUE_TYPE = f"{_ODS_OFFICE_NS} value-type"
+
+
+def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
+    """Run the guards the workbook's container needs; return whether it is a zip (else OLE2).
+
+    Refuses a file that is neither, such as a text or web page file renamed.
+    """
+    magic = binary.read(len(OLE2_MAGIC))
+    binary.seek(0)
+    if magic.startswith(ZIP_MAGIC):
+        check_zip_limits(path)
+        check_ods_extent(path)  # before opening: calamine reads every ODS table at once
+        return True
+    if not magic.startswith(OLE2_MAGIC):
+        raise InputError(
+            f"{path} is not a real {suffix} workbook (perhaps a text or web page file "
+            "renamed): open it in Excel or LibreOffice and save it as .xlsx."
+        )
+    check_ole2_parses(path)
+    return False
+
+
+def check_zip_limits(
+    path: Path,
+    max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+) -> None:
+    """Refuse a zip-based workbook that is damaged or would inflate beyond the limits."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(
+            f"{path} is damaged or incomplete ({exc}): download or export it again."
+        ) from exc
+    total = sum(member.file_size for member in members)
+    if total > max_uncompressed_bytes:
+        raise InputError(
+            f"{path} would unpack to {total:,} bytes, more than the {max_uncompressed_bytes:,} "
+            "allowed: split the workbook into smaller files."
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > RATIO_GRACE_BYTES and ratio > max_ratio:
+            raise InputError(
+                f"{path} looks like a zip bomb ({member.filename} is compressed {ratio:,.0f} "
+                "to 1): open it in Excel and save it again, or export the data as CSV."
+            )
+
+
+def check_ole2_parses(
+    path: Path,
+    max_memory_bytes: int = OLE2_PROBE_MEMORY_BYTES,
+    max_seconds: float = OLE2_PROBE_SECONDS,
+) -> None:
+    """Refuse an old-style workbook on which the parser crashes, hangs or runs out of memory."""
+    command = [sys.executable, "-c", _OLE2_PROBE, str(path), str(max_memory_bytes)]
+    try:
+        # Our own interpreter and code; the path is an argument and no shell is involved.
+        probe = subprocess.run(command, capture_output=True, timeout=max_seconds, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(
+            f"{path} took over {max_seconds:g} s to read and was given up: "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        ) from exc
+    if probe.returncode != 0:
+        logger.debug("reading %s failed: %s", path, probe.stderr.decode(errors="replace")[-500:])
+        raise InputError(
+            f"{path} is damaged (reading it crashed the workbook parser): "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        )
+
+
+def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SHEET_CELLS) -> None:
+    """Refuse an XLSX sheet whose last value lies so far out that it spans over ``max_cells``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _xlsx_sheet_members(archive, index)
+            rows, columns = 0, 0
+            for member in members:
+                # Most sheets are far below the limit: prove that with the cheap pattern,
+                # and look for cells that really hold a value only when it is not enough.
+                bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_ANY_CELL)
+                if bound_rows * bound_columns > max_cells:
+                    bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_VALUE_CELL)
+                rows, columns = max(rows, bound_rows), max(columns, bound_columns)
+    except _ZIP_READ_ERRORS as exc:
+        raise InputError(
+            f"{path} is damaged or incomplete ({exc}): download or export it again."
+        ) from exc
+    _refuse_large_sheet(path, name, rows, columns, max_cells)
+
+
+def _xlsx_sheet_members(archive: zipfile.ZipFile, index: int) -> list[str]:
+    """Return the zip member of the sheet at an index, or every worksheet if it is unclear."""
+    everything = [
+        name for name in archive.namelist() if name.startswith("xl/worksheets/") and "." in name
+    ]
+    try:
+        book = SafeElementTree.fromstring(archive.read("xl/workbook.xml"))
+        rels = SafeElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, SafeElementTree.ParseError, DefusedXmlException):
+        return everything
+    sheets = [element for element in book.iter() if _local_name(element.tag) == "sheet"]
+    if index >= len(sheets):
+        return everything
+    rel_id = next(
+        (value for key, value in sheets[index].attrib.items() if _local_name(key) == "id"), None
+    )
+    for rel in rels.iter():
+        if _local_name(rel.tag) == "Relationship" and rel.get("Id") == rel_id:
+            target = str(rel.get("Target", ""))
+            member = target[1:] if target.startswith("/") else posixpath.normpath("xl/" + target)
+            return [member] if member in archive.namelist() else everything
+    return everything
+
+
+def _local_name(tag: str) -> str:
+    """Return an XML name without its ``{namespace}``."""
+    return tag.rpartition("}")[2]
+
+
+def _xlsx_last_cell(
+    archive: zipfile.ZipFile, member: str, pattern: re.Pattern[bytes]
+) -> tuple[int, int]:
+    """Return the largest row and column number of the cells ``pattern`` finds in a sheet."""
+    rows, columns = 0, 0
+    carry = b""
+    with archive.open(member) as stream:
+        while chunk := stream.read(1024 * 1024):
+            data = carry + chunk
+            matches = pattern.findall(data)
+            if matches:
+                letters, digits = zip(*matches, strict=True)
+                rows = max(rows, *map(int, set(digits)))
+                columns = max(columns, *map(_column_number, set(letters)))
+            carry = data[-_XLSX_CARRY_BYTES:]  # a cell cut by the chunk edge is matched next time
+    return rows, columns
+
+
+def _column_number(letters: bytes) -> int:
+    """Return the 1-based column number of column letters (``A`` is 1, ``XFD`` is 16384)."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - ord("A") + 1
+    return number
+
+
+def check_ods_extent(path: Path, max_cells: int = MAX_SHEET_CELLS) -> None:
+    """Refuse an ODS file with damaged XML or a table whose repeats expand past ``max_cells``.
+
+    Also keeps malformed XML away from calamine, which loops forever on a table
+    that never ends.
+    """
+    with zipfile.ZipFile(path) as archive:
+        if "content.xml" not in archive.namelist():
+            return
+        extent = _OdsExtent()
+        parser = expat.ParserCreate(namespace_separator=" ")
+        parser.StartElementHandler = extent.start
+        parser.EndElementHandler = extent.end
+        parser.EntityDeclHandler = _refuse_entity
+        try:
+            with archive.open("content.xml") as stream:
+                parser.ParseFile(stream)
+        except (expat.ExpatError, ValueError, *_ZIP_READ_ERRORS) as exc:
+            raise InputError(
+                f"{path} is damaged ({exc}): open it in LibreOffice and save it again."
+            ) from exc
+    for name, rows, columns in extent.tables:
+        _refuse_large_sheet(path, name, rows, columns, max_cells)
+
+
+def _refuse_entity(*_: object) -> None:
+    """Refuse XML entity declarations, which no spreadsheet needs (entity expansion bombs)."""
+    raise ValueError("the XML declares entities")
+
+
+class _OdsExtent:
+    """Measures each ODS table as calamine holds it: up to its last value, repeats expanded."""
+
+    def __init__(self) -> None:
+        self.tables: list[tuple[str, int, int]] = []
+        self._name = ""
+        self._row = self._rows = self._columns = 0
+        self._row_repeat = self._column = 0
+        self._row_has_value = False
+
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        """Note where a table, row or cell starts and how often it repeats."""
+        if tag == _ODS_TABLE:
+            self._name = attributes.get(_ODS_NAME, "")
+            self._row = self._rows = self._columns = 0
+        elif tag == _ODS_ROW:
+            self._row_repeat = int(attributes.get(_ODS_ROWS_REPEATED, "1"))
+            self._column = 0
+            self._row_has_value = False
+        elif tag in _ODS_CELLS:
+            repeat = int(attributes.get(_ODS_COLUMNS_REPEATED, "1"))
+            self._column += repeat
+            if _ODS_VALUE_TYPE in attributes:
+                self._columns = max(self._columns, self._column)
+                self._row_has_value = True
+
+    def end(self, tag: str) -> None:
+        """Close a row (its repeats count if it holds a value) or a table."""
+        if tag == _ODS_ROW:
+            self._row += self._row_repeat
+            if self._row_has_value:
+                self._rows = self._row
+        elif tag == _ODS_TABLE:
+            self.tables.append((self._name, self._rows, self._columns))
+
+
+def _refuse_large_sheet(path: Path, name: str, rows: int, columns: int, max_cells: int) -> None:
+    """Refuse a sheet whose grid of rows by columns holds more than ``max_cells``."""
+    if rows * columns > max_cells:
+        raise InputError(
+            f"{path} sheet {name!r} reaches row {rows:,} and column {columns:,}, more than "
+            f"{max_cells:,} cells: delete the rows and columns after the data (Ctrl+End in "
+            "Excel shows the last used cell), or save the sheet as CSV."
+        )

@@ -1,0 +1,148 @@
+"""XLSX, XLSM, XLS and ODS workbooks through calamine: the sheet asked for, cells as text."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    PasswordError,
+    SheetTypeEnum,
+    SheetVisibleEnum,
+)
+
+from bulkimport.errors import InputError
+from bulkimport.read.guards import check_container, check_xlsx_extent
+from bulkimport.read.table import ReadOptions, SourceTable, listed, open_binary, split_header
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[SourceTable]:
+    """Yield one sheet of a workbook as a table, streaming its rows."""
+    if options.encoding is not None or options.delimiter is not None:
+        logger.warning("Ignoring the encoding and delimiter options for workbook %s", path)
+    with open_binary(path) as binary:
+        zipped = check_container(path, suffix, binary)
+        workbook = _load_workbook(path, suffix, binary, ole2=not zipped)
+        with workbook:
+            index = _sheet_index(workbook, options.sheet, path)
+            if zipped:  # an ODS has no XLSX worksheets, so this measures nothing there
+                check_xlsx_extent(path, index, workbook.sheet_names[index])
+            sheet = _load_sheet(workbook, index, path)
+            logger.info("Reading sheet %r of %s", sheet.name, path)
+            records = (
+                (number, [value if type(value) is str else cell_text(value) for value in cells])
+                for number, cells in enumerate(sheet.iter_rows(), start=1)
+            )
+            header_row, header, rows = split_header(str(path), sheet.name, records)
+            yield SourceTable(
+                str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
+            )
+
+
+def _load_workbook(path: Path, suffix: str, binary: BinaryIO, *, ole2: bool) -> CalamineWorkbook:
+    """Return the workbook, calamine detecting the format from the bytes, not the name.
+
+    An XLSX inside an OLE2 container is how Excel stores a password-protected
+    workbook; an OLE2 file that calamine can read is an old .xls with a new name.
+    """
+    protected = "is protected by a password: remove the password in Excel and save again."
+    ooxml = suffix in {".xlsx", ".xlsm"}
+    try:
+        return CalamineWorkbook.from_filelike(binary)
+    except PasswordError as exc:
+        raise InputError(f"{path} {protected}") from exc
+    except CalamineError as exc:
+        if ole2 and ooxml:
+            raise InputError(f"{path} {protected}") from exc
+        raise InputError(
+            f"{path} cannot be read as a workbook ({exc}): "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        ) from exc
+
+
+def _sheet_index(workbook: CalamineWorkbook, wanted: str | None, path: Path) -> int:
+    """Return the index of the sheet asked for: by name, by number from 1, else the first shown."""
+    names = workbook.sheet_names
+    if not names:
+        raise InputError(
+            f"{path} has no worksheets: open it in Excel or LibreOffice and save it again as .xlsx."
+        )
+    if wanted is None:
+        return _first_visible_sheet(workbook)
+    if wanted in names:
+        return names.index(wanted)
+    if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
+        return int(wanted) - 1
+    folded = [name.casefold() for name in names]
+    if folded.count(wanted.strip().casefold()) != 1:
+        listing = listed([f"{number} {name!r}" for number, name in enumerate(names, 1)])
+        raise InputError(
+            f"{path} has no sheet {wanted!r}: give --sheet one of {listing} (by name or number)."
+        )
+    return folded.index(wanted.strip().casefold())
+
+
+def _load_sheet(workbook: CalamineWorkbook, index: int, path: Path) -> CalamineSheet:
+    """Return the sheet at an index, a parse error becoming an InputError."""
+    try:
+        return workbook.get_sheet_by_index(index)
+    except CalamineError as exc:
+        raise InputError(
+            f"{path} sheet {workbook.sheet_names[index]!r} cannot be read ({exc}): "
+            "open the workbook in Excel or LibreOffice and save it again as .xlsx."
+        ) from exc
+
+
+def _first_visible_sheet(workbook: CalamineWorkbook) -> int:
+    """Return the index of the first visible worksheet (Excel opens on it), else 0."""
+    for index, meta in enumerate(workbook.sheets_metadata):
+        if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet:
+            return index
+    return 0
+
+
+def cell_text(value: object) -> str:
+    """Return a workbook cell as text: numbers without float noise, dates in ISO form.
+
+    Whole numbers lose their ``.0`` and never turn into exponent notation
+    (``639171234570.0`` gives ``639171234570``); booleans are ``TRUE``/``FALSE``;
+    durations are ``H:MM:SS``; an empty cell is "".
+    """
+    match value:
+        case None:
+            return ""
+        case str():
+            return value
+        case bool():
+            return "TRUE" if value else "FALSE"
+        case int():
+            return str(value)
+        case float() if value.is_integer():
+            return str(int(value))
+        case float():
+            return repr(value)
+        case date() | time():  # datetime is a date
+            return value.isoformat()
+        case timedelta():
+            return _duration_text(value)
+        case _:
+            return str(value)
+
+
+def _duration_text(duration: timedelta) -> str:
+    """Return a duration as Excel's ``[h]:mm:ss`` shows it."""
+    seconds = round(duration.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}"
