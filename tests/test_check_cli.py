@@ -199,3 +199,22 @@ def test_ten_unused_columns_are_all_named(tmp_path: Path) -> None:
 
     assert code == 0, output
     assert f"  columns not used: {', '.join(others)}\n" in output
+
+
+def test_a_sheet_without_phones_names_ten_other_sheets_and_counts_the_rest(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    notes = workbook.active
+    assert notes is not None
+    notes.title = "Notes"
+    notes.append(["remark"])
+    notes.append(["none"])
+    for number in range(1, 26):
+        workbook.create_sheet(f"People {number}")
+    path = tmp_path / "many.xlsx"
+    workbook.save(path)
+
+    code, output = check(str(path))
+
+    assert code == 2, output
+    others = ", ".join(f"People {n}" for n in range(1, 11))
+    assert f"other sheets too ({others} … and 15 more): pick one with --sheet." in output

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bulkimport.contacts import Contact, Problem, SourceRow
 from bulkimport.errors import InputError
-from bulkimport.read.sources import ReadOptions, SourceTable, open_source
+from bulkimport.read.sources import ReadOptions, SourceTable, listed, open_source
 from bulkimport.rows.columns import ColumnMapping, MapOverride, map_columns
 from bulkimport.rows.duplicates import Deduper
 from bulkimport.rows.normalize import ContactDefaults, RowNormalizer
@@ -125,7 +125,7 @@ def _other_sheets(table: SourceTable) -> str:
     others = [name for name in table.sheets if name != table.sheet]
     if not others:
         return ""
-    return f" The workbook has other sheets too ({', '.join(others)}): pick one with --sheet."
+    return f" The workbook has other sheets too ({listed(others)}): pick one with --sheet."
 
 
 def checked_rows(
