@@ -24,12 +24,14 @@ from ledgers import open_ledger
 from workload import COUNTRY
 
 from bulkimport.jobs.check import check_files
-from bulkimport.jobs.importing import Sender, SendSettings, run_import
+from bulkimport.jobs.importing import run_import
+from bulkimport.jobs.sending import Sender
 from bulkimport.ledger.store import Ledger
 from bulkimport.rows.phones import PhonePolicy
 from bulkimport.rows.prepare import ImportOptions, checked_rows, open_sources
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 from bulkimport.send.client import AttemptResult, EngageSparkClient
+from bulkimport.settings import SendSettings
 
 PROBE_PY = Path(__file__).with_name("probe.py")
 ENGAGEMENT = 1234

@@ -14,12 +14,14 @@ import report
 import workload
 from ledgers import RowsInMemoryLedger
 
-from bulkimport.jobs.importing import Sender, SendSettings, run_import
+from bulkimport.jobs.importing import run_import
+from bulkimport.jobs.sending import Sender
 from bulkimport.ledger.store import Ledger
 from bulkimport.rows.phones import PhonePolicy
 from bulkimport.rows.prepare import ImportOptions
 from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
 from bulkimport.send.client import EngageSparkClient
+from bulkimport.settings import SendSettings
 
 
 def test_people_are_the_same_for_a_seed_and_differ_for_another() -> None:

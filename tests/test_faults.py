@@ -38,13 +38,16 @@ from typing import Any
 import pytest
 
 from bulkimport.errors import ExitCode
-from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
+from bulkimport.jobs.importing import retry_rows, run_import
+from bulkimport.jobs.sending import Sender
+from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.store import Ledger
 from bulkimport.rows.phones import PhonePolicy
 from bulkimport.rows.prepare import ImportOptions
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
 from bulkimport.send.client import AttemptResult, EngageSparkClient, Timeouts
 from bulkimport.send.retry import RetryPolicy
+from bulkimport.settings import SendSettings
 
 SEED = 20250301
 STEPS = 220

@@ -12,7 +12,7 @@ import click
 
 from bulkimport.cli.stopping import exit_now_if_abandoned
 from bulkimport.errors import RefusalCause
-from bulkimport.jobs.importing import RunSummary
+from bulkimport.jobs.summary import RunSummary
 from bulkimport.output.results import STATUS_ORDER
 
 # Control characters, bidi overrides, invisible marks (a hostile cell could use them

@@ -10,11 +10,13 @@ from pathlib import Path
 from bulkimport.cli.display import _print_dry_batch
 from bulkimport.cli.stopping import StopSignals
 from bulkimport.errors import InputError
-from bulkimport.jobs.importing import Progress, RunSummary, Sender, SendSettings
+from bulkimport.jobs.sending import Sender
+from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.store import Ledger
-from bulkimport.output.progress import progress_for
+from bulkimport.output.progress import Progress, progress_for
 from bulkimport.output.results import write_results
 from bulkimport.send.client import EngageSparkClient, Timeouts
+from bulkimport.settings import SendSettings
 
 
 def make_sender(

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import click
 
-from bulkimport.jobs.importing import RunSummary
+from bulkimport.jobs.summary import RunSummary
 
 
 class StopSignals(NamedTuple):

@@ -34,12 +34,15 @@ from bulkimport.errors import (
     worst,
 )
 from bulkimport.jobs.config import AfterImport, NightlyConfig
-from bulkimport.jobs.importing import RunSummary, Sender, SendSettings, retry_rows, run_import
+from bulkimport.jobs.importing import retry_rows, run_import
+from bulkimport.jobs.sending import Sender
+from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.results import write_results
 from bulkimport.read.sources import fingerprint
 from bulkimport.redaction import Redact
 from bulkimport.rows.prepare import open_sources
+from bulkimport.settings import SendSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
-"""Progress display for the CLI: a bar on a terminal, periodic log lines elsewhere.
+"""Progress: the protocol the send loop reports to, a bar on a terminal, log lines elsewhere.
 
-Only :mod:`bulkimport.cli` uses this module; the pipeline sees the
-:class:`bulkimport.jobs.importing.Progress` protocol.
+rich is imported only when a bar is drawn, so commands that draw none start fast.
 """
 
 from __future__ import annotations
@@ -9,29 +8,44 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-
-from bulkimport.jobs.importing import NoProgress
-from bulkimport.jobs.importing import Progress as ProgressSink
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 log = logging.getLogger("bulkimport.output.progress")
+
+
+class Progress(Protocol):
+    """Where the pipeline reports rows done (a progress bar, log lines, or nothing)."""
+
+    def begin(self, total: int) -> None: ...  # 0 when not known in advance
+    def advance(self, rows: int) -> None: ...
+    def end(self) -> None: ...
+
+
+class NoProgress:
+    """Reports nowhere: for --json, dry runs and the library face."""
+
+    def begin(self, total: int) -> None:
+        pass
+
+    def advance(self, rows: int) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
 
 class BarProgress:
     """A rich progress bar: rows done of total, rows per second, time left."""
 
     def __init__(self, stream: TextIO) -> None:
-        self._bar = Progress(
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(
             TextColumn("sending"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -47,7 +61,7 @@ class BarProgress:
     def begin(self, total: int) -> None:
         self._started = time.monotonic()
         self._bar.start()
-        # 0: not known yet (rows are still being read while the first batches go out).
+        # 0: not known in advance.
         self._task = self._bar.add_task("send", total=total or None, rate="-")
 
     def advance(self, rows: int) -> None:
@@ -97,7 +111,7 @@ class LogProgress:
 
 def progress_for(
     stream: TextIO, *, quiet: bool = False, clock: Callable[[], float] = time.monotonic
-) -> ProgressSink:
+) -> Progress:
     """Return a bar when ``stream`` is a terminal, log lines otherwise, nothing when quiet.
 
     The log lines are INFO records of ``bulkimport.output.progress``; that logger is
