@@ -29,6 +29,29 @@ def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
     assert [answer for _, answer in seen] == [serial.normalize(phone_cell(r)) for r in source]
     assert isinstance(seen[1][1], Rejected)
     assert seen[1][1].code is Problem.PHONE_NOT_A_NUMBER
+    assert prefetch._pool is None  # closed on the way out
+
+
+def test_the_workers_do_the_work_once_they_are_up() -> None:
+    """With the workers started, every chunk's answers come from them, none is redone here."""
+    phones = PhoneNormalizer(PhonePolicy(country="PH"))
+    learned: list[int] = []
+    original = phones.learn
+
+    def spy(raws: list[str], results: list[str | Rejected]) -> None:
+        learned.append(len(raws))
+        original(raws, results)
+
+    phones.learn = spy  # type: ignore[method-assign]
+    source = rows(200)
+    with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=25) as prefetch:
+        warm_up = prefetch._submit(["0917 123 4567"])
+        assert warm_up is not None
+        assert warm_up.result(timeout=60) == ["639171234567"]  # a worker answered
+        answers = [phones.normalize(phone_cell(r)) for r in prefetch.rows(iter(source), phone_cell)]
+    assert sum(learned) == 200  # all eight chunks of 25 were normalized by the workers
+    serial = PhoneNormalizer(PhonePolicy(country="PH"))
+    assert answers == [serial.normalize(phone_cell(r)) for r in source]
 
 
 def test_a_finished_chunk_is_learned_and_an_unfinished_one_is_done_here() -> None:

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 import pytest
 
+from bulkimport.jobs.sending import ConsecutiveFailures
 from bulkimport.send.client import AttemptKind, AttemptResult
 from bulkimport.send.retry import (
-    ConsecutiveFailures,
     RetryPolicy,
     StopRequested,
     TransientFailure,
@@ -323,19 +323,3 @@ def test_a_success_resets_the_count() -> None:
     record_all(breaker, [False, True])
     assert breaker.count == 0
     assert not breaker.tripped
-
-
-def test_consecutive_failures_are_counted_across_threads() -> None:
-    breaker = ConsecutiveFailures(limit=400)
-
-    def record() -> None:
-        for _ in range(100):
-            breaker.record(False)
-
-    workers = [threading.Thread(target=record) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert breaker.count == 400
-    assert breaker.tripped

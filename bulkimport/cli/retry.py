@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -86,7 +87,7 @@ def retry(
                 timeout=timeout,
             )
             sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
-            with sender.client:
+            with closing(sender.client):
                 summary = retry_rows(
                     book, settings, sender, run_id=run_id, include_rejected=include_rejected
                 )

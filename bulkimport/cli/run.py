@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def run(
     )
     with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
         sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
-        with sender.client:
+        with closing(sender.client):
             summary = run_import(
                 list(files), import_opts, settings, book, sender, resubscribe=resubscribe
             )

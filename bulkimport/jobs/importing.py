@@ -11,6 +11,7 @@ from pathlib import Path
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ExitCode, InputError
 from bulkimport.jobs.sending import Sender, send_rows
+from bulkimport.send.batch import SubscriptionApi
 from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.states import SENDABLE
 from bulkimport.ledger.store import (
@@ -28,14 +29,13 @@ from bulkimport.rows.prepare import (
     checked_rows,
     open_sources,
 )
-from bulkimport.send.client import EngageSparkClient
 from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
 
 
 def resolve_custom_fields(
-    sources: Sequence[MappedSource], client: EngageSparkClient
+    sources: Sequence[MappedSource], client: SubscriptionApi
 ) -> dict[str, dict[str, int]]:
     """Return, per source, {custom field id: column}, resolving names through the API."""
     resolved: dict[str, dict[str, int]] = {}

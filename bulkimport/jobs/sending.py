@@ -25,9 +25,8 @@ from bulkimport.ledger.store import (
     Settlement,
 )
 from bulkimport.output.progress import NoProgress, Progress
-from bulkimport.send.batch import BatchOutcome, Subscriber, subscribe_batch
-from bulkimport.send.client import EngageSparkClient
-from bulkimport.send.retry import ConsecutiveFailures, RetryPolicy
+from bulkimport.send.batch import BatchOutcome, Subscriber, SubscriptionApi, subscribe_batch
+from bulkimport.send.retry import RetryPolicy
 from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ DryRunSink = Callable[[str, bool, list[dict[str, Any]]], None]
 class Sender:
     """Everything a send loop needs besides the rows."""
 
-    client: EngageSparkClient
+    client: SubscriptionApi
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Progress = field(default_factory=NoProgress)
     stop: threading.Event = field(default_factory=threading.Event)  # finish what is in flight
@@ -294,3 +293,23 @@ class ConcurrencyLimit:
         if self._calm >= self._regain_after and self.current < self.ceiling:
             self.current += 1
             self._calm = 0
+
+
+class ConsecutiveFailures:
+    """Counts batches in a row that ended unavailable; trips after ``limit`` of them.
+
+    Only the send loop's own thread records into it, in the order batches left.
+    """
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def record(self, ok: bool) -> None:
+        """Record how a batch ended: ``ok`` resets the count, a failure adds one."""
+        self.count = 0 if ok else self.count + 1
+
+    @property
+    def tripped(self) -> bool:
+        """Return whether ``limit`` batches in a row ended unavailable."""
+        return self.count >= self.limit

@@ -11,21 +11,32 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused
-from bulkimport.send.client import (
-    AttemptKind,
-    AttemptResult,
-    EngageSparkClient,
-    is_existing_contact,
-)
+from bulkimport.send.client import AttemptKind, AttemptResult, is_existing_contact
 from bulkimport.send.retry import RetryPolicy, StopRequested, TransientFailure, describe_wait
 
 log = logging.getLogger(__name__)
 
 NOT_IN_ANSWER = "the API's answer did not include this contact"
+
+
+class SubscriptionApi(Protocol):
+    """What sending needs of the API: a classified POST, a custom field looked up, a close.
+
+    :class:`bulkimport.send.client.EngageSparkClient` is the real one; a test or a
+    second backend (the newer API) only needs these two methods.
+    """
+
+    def post_subscription(
+        self, engagement_id: int, contacts: Sequence[Mapping[str, Any]], *, reuse: bool
+    ) -> AttemptResult: ...
+
+    def resolve_custom_field(self, name: str) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ class _BatchRun:
 
     def __init__(
         self,
-        client: EngageSparkClient,
+        client: SubscriptionApi,
         engagement_id: int,
         subscribers: Sequence[Subscriber],
         *,
@@ -319,7 +330,7 @@ def _rejection_reason(result: AttemptResult) -> str:
 
 
 def subscribe_batch(
-    client: EngageSparkClient,
+    client: SubscriptionApi,
     engagement_id: int,
     subscribers: Sequence[Subscriber],
     *,

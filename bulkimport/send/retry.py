@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import tenacity
@@ -192,27 +192,3 @@ class RetryPolicy:
             before_sleep=partial(_log_retry, label),
             reraise=True,
         )
-
-
-@dataclass
-class ConsecutiveFailures:
-    """Counts batches in a row that ended unavailable; trips after ``limit`` of them."""
-
-    limit: int = 3
-    _count: int = field(default=0, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def record(self, ok: bool) -> None:
-        """Record how a batch ended: ``ok`` resets the count, a failure adds one."""
-        with self._lock:
-            self._count = 0 if ok else self._count + 1
-
-    @property
-    def count(self) -> int:
-        """Return how many batches in a row ended unavailable."""
-        return self._count
-
-    @property
-    def tripped(self) -> bool:
-        """Return whether ``limit`` batches in a row ended unavailable."""
-        return self._count >= self.limit
