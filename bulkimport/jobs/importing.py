@@ -11,7 +11,6 @@ from pathlib import Path
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ExitCode, InputError
 from bulkimport.jobs.sending import Sender, send_rows
-from bulkimport.send.batch import SubscriptionApi
 from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.states import SENDABLE
 from bulkimport.ledger.store import (
@@ -29,6 +28,7 @@ from bulkimport.rows.prepare import (
     checked_rows,
     open_sources,
 )
+from bulkimport.send.batch import SubscriptionApi
 from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
