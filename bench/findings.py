@@ -51,40 +51,40 @@ library, so `phonenumbers` is all time spent inside that library.
 
 # What a hot bulkimport step does, for the steps the profiles keep finding.
 STEPS = {
-    "bulkimport/phones.py:_parse": "`phonenumbers.parse` (library time: the floor makes the "
+    "bulkimport/rows/phones.py:_parse": "`phonenumbers.parse` (library time: the floor makes the "
     "same call)",
-    "bulkimport/phones.py:_decide": "`is_valid_number` and choosing the reading (mostly "
+    "bulkimport/rows/phones.py:_decide": "`is_valid_number` and choosing the reading (mostly "
     "library time)",
-    "bulkimport/phones.py:_accept": "`format_number(E164)` (library time)",
-    "bulkimport/normalize.py:normalize": "`RowNormalizer.normalize`: strips and length-checks "
+    "bulkimport/rows/phones.py:_accept": "`format_number(E164)` (library time)",
+    "bulkimport/rows/normalize.py:normalize": "`RowNormalizer.normalize`: strips and length-checks "
     "every mapped cell, parses the (empty) groups cell with a regex split in `_integers`, "
     "builds a 9-field frozen `Contact`",
-    "bulkimport/normalize.py:<genexpr>": "generator expressions run for every row inside "
+    "bulkimport/rows/normalize.py:<genexpr>": "generator expressions run for every row inside "
     "`RowNormalizer.normalize` and its helpers",
-    "bulkimport/sources.py:_csv_records": "the csv reader, plus "
+    "bulkimport/read/text.py:_csv_records": "the csv reader, plus "
     '`_UNDECODABLE.search("".join(cells))` on every row',
-    "bulkimport/sources.py:<genexpr>": "the row generators of `_split_header`: "
+    "bulkimport/read/table.py:<genexpr>": "the row generators of `_split_header`: "
     '`"".join(cells).strip()` per row to skip blank rows, and a `SourceRow` per row',
-    "bulkimport/sources.py:<listcomp>": "`cell_text` called on every cell of every workbook row",
-    "bulkimport/sources.py:_xlsx_last_value_cell": "the sheet-extent pre-scan: it inflates and "
+    "bulkimport/read/workbooks.py:<listcomp>": "`cell_text` called on every cell of every workbook row",
+    "bulkimport/read/guards.py:_xlsx_last_value_cell": "the sheet-extent pre-scan: it inflates and "
     "regex-scans the whole sheet XML once before calamine parses it again",
-    "bulkimport/validate.py:_check_row": "a `CheckedRow` per row and the duplicate lookup",
-    "bulkimport/validate.py:checked_rows": "the per-row generator plumbing",
-    "bulkimport/plan.py:duplicate_of": "`Deduper`: a dict entry per person",
-    "bulkimport/check.py:_tallied": "the tally generator",
-    "bulkimport/ledger.py:_statuses": "a `SELECT id, status … WHERE id IN (…)` before every "
+    "bulkimport/rows/prepare.py:_check_row": "a `CheckedRow` per row and the duplicate lookup",
+    "bulkimport/rows/prepare.py:checked_rows": "the per-row generator plumbing",
+    "bulkimport/rows/duplicates.py:duplicate_of": "`Deduper`: a dict entry per person",
+    "bulkimport/jobs/check.py:_tallied": "the tally generator",
+    "bulkimport/ledger/store.py:_statuses": "a `SELECT id, status … WHERE id IN (…)` before every "
     "`mark_sending` and `settle`, to check each row's transition in Python",
-    "bulkimport/ledger.py:_write": "`BEGIN IMMEDIATE` / `COMMIT` (and the WAL sync) of every write",
-    "bulkimport/ledger.py:queued_rows": "paging the queued rows back and `json.loads` of every "
+    "bulkimport/ledger/store.py:_write": "`BEGIN IMMEDIATE` / `COMMIT` (and the WAL sync) of every write",
+    "bulkimport/ledger/store.py:queued_rows": "paging the queued rows back and `json.loads` of every "
     "payload",
-    "bulkimport/ledger.py:<listcomp>": "the parameter lists: `json.dumps` of each payload and of "
+    "bulkimport/ledger/store.py:<listcomp>": "the parameter lists: `json.dumps` of each payload and of "
     "each row's cells, one tuple per row",
-    "bulkimport/ledger.py:_move": "the UPDATE of `mark_sending`",
-    "bulkimport/ledger.py:_guarded_update": "one `executemany` UPDATE per call whose WHERE "
+    "bulkimport/ledger/store.py:_move": "the UPDATE of `mark_sending`",
+    "bulkimport/ledger/store.py:_guarded_update": "one `executemany` UPDATE per call whose WHERE "
     "clause checks each row's transition, then a count of the changed rows",
-    "bulkimport/ledger.py:_now": "`datetime.now().isoformat()`, called once per row inside "
+    "bulkimport/ledger/store.py:_now": "`datetime.now().isoformat()`, called once per row inside "
     "`_move`'s list comprehension",
-    "bulkimport/ledger.py:settle": "the UPDATE and the attempts INSERT of every batch",
+    "bulkimport/ledger/store.py:settle": "the UPDATE and the attempts INSERT of every batch",
     "bulkimport/pipeline.py:_send": "the send loop, including waiting for the batches in flight",
 }
 
@@ -130,7 +130,7 @@ def _ledger_wall(profile: Result | None) -> float:
         sum(
             step["cumulative"]
             for step in profile["cprofile"]["steps"]
-            if step["step"].startswith("bulkimport/ledger.py:")
+            if step["step"].startswith("bulkimport/ledger/store.py:")
             and not step["step"].rsplit(":", 1)[1].startswith(("_", "<"))
         )
     )
@@ -142,7 +142,7 @@ def _transactions(profile: Result | None) -> list[str]:
         return []
     cprofile = profile["cprofile"]
     for step in cprofile["steps"]:
-        if step["step"] == "bulkimport/ledger.py:_write" and step["calls"]:
+        if step["step"] == "bulkimport/ledger/store.py:_write" and step["calls"]:
             each = step["cumulative"] * cprofile["seconds"] / step["calls"]
             return [
                 f"  The run opened {step['calls']:,} write transactions; BEGIN IMMEDIATE and "
@@ -174,9 +174,9 @@ def _own_steps(
 
 
 LIBRARY_STEPS = (
-    "bulkimport/phones.py:_parse",
-    "bulkimport/phones.py:_decide",
-    "bulkimport/phones.py:_accept",
+    "bulkimport/rows/phones.py:_parse",
+    "bulkimport/rows/phones.py:_decide",
+    "bulkimport/rows/phones.py:_accept",
 )
 
 
@@ -222,7 +222,7 @@ def _check(details: Result, profile: Result | None, *, workbook: bool) -> list[s
     else:
         fixes += _worker_fixes(details)
     fixes += _trims(workbook=workbook)
-    if workbook and _step_share(profile, "bulkimport/sources.py:_xlsx_last_value_cell") >= 0.03:
+    if workbook and _step_share(profile, "bulkimport/read/guards.py:_xlsx_last_value_cell") >= 0.03:
         fixes.append(
             "Cheapen the sheet-extent guard in `sources.py` (`check_xlsx_extent` → "
             "`_xlsx_last_value_cell`), which inflates the sheet and runs the exact value-cell "
@@ -345,9 +345,9 @@ TRIMS = (
         "`any(c.isspace() for c in email)`: about 2.4 → 0.5 µs a row",
     ),
     (
-        "bulkimport.read.sources",
+        "bulkimport.read.text",
         'if _UNDECODABLE.search("".join(cells))',
-        "`sources.py` `_csv_records`: join the cells once and search for undecodable bytes "
+        "`read/text.py` `_csv_records`: join the cells once and search for undecodable bytes "
         "only when `joined.isascii()` is false: about 0.7 → 0.2 µs a row",
     ),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bulkimport.contacts import Field
 from bulkimport.errors import InputError
+from bulkimport.read.table import listed
 
 CUSTOM_PREFIX = "custom:"
 IGNORE = "ignore"
@@ -213,7 +214,7 @@ def map_columns(header: Sequence[str], overrides: Sequence[MapOverride] = ()) ->
     ignored = tuple(h for i, h in enumerate(header) if i not in taken and h)
     mapping = ColumnMapping(header, fields, custom, ignored)
     if not mapping.identifies_contacts:
-        shown = ", ".join(repr(h) for h in header if h) or "(none)"
+        shown = listed([repr(h) for h in header if h]) or "(none)"
         raise InputError(
             f"No phone or contact id column found among the headers {shown}: "
             'name it with --map, for example --map "Mobile No.=fullPhoneNumber".'
@@ -226,7 +227,7 @@ def _find_header(header: tuple[str, ...], wanted: str) -> int:
         for index, name in enumerate(header):
             if (name == wanted) if exact else (header_key(name) == header_key(wanted)):
                 return index
-    shown = ", ".join(repr(h) for h in header if h)
+    shown = listed([repr(h) for h in header if h])
     raise InputError(f"--map names a column {wanted!r} that is not in the header ({shown}).")
 
 
