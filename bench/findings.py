@@ -65,7 +65,8 @@ STEPS = {
     '`_UNDECODABLE.search("".join(cells))` on every row',
     "bulkimport/read/table.py:<genexpr>": "the row generators of `_split_header`: "
     '`"".join(cells).strip()` per row to skip blank rows, and a `SourceRow` per row',
-    "bulkimport/read/workbooks.py:<listcomp>": "`cell_text` called on every cell of every workbook row",
+    "bulkimport/read/workbooks.py:<listcomp>": "`cell_text` called on every cell of every "
+    "workbook row",
     "bulkimport/read/guards.py:_xlsx_last_value_cell": "the sheet-extent pre-scan: it inflates and "
     "regex-scans the whole sheet XML once before calamine parses it again",
     "bulkimport/rows/prepare.py:_check_row": "a `CheckedRow` per row and the duplicate lookup",
@@ -74,18 +75,19 @@ STEPS = {
     "bulkimport/jobs/check.py:_tallied": "the tally generator",
     "bulkimport/ledger/store.py:_statuses": "a `SELECT id, status … WHERE id IN (…)` before every "
     "`mark_sending` and `settle`, to check each row's transition in Python",
-    "bulkimport/ledger/store.py:_write": "`BEGIN IMMEDIATE` / `COMMIT` (and the WAL sync) of every write",
-    "bulkimport/ledger/store.py:queued_rows": "paging the queued rows back and `json.loads` of every "
-    "payload",
-    "bulkimport/ledger/store.py:<listcomp>": "the parameter lists: `json.dumps` of each payload and of "
-    "each row's cells, one tuple per row",
+    "bulkimport/ledger/store.py:_write": "`BEGIN IMMEDIATE` / `COMMIT` (and the WAL sync) of "
+    "every write",
+    "bulkimport/ledger/store.py:queued_rows": "paging the queued rows back and `json.loads` of "
+    "every payload",
+    "bulkimport/ledger/store.py:<listcomp>": "the parameter lists: `json.dumps` of each payload "
+    "and of each row's cells, one tuple per row",
     "bulkimport/ledger/store.py:_move": "the UPDATE of `mark_sending`",
     "bulkimport/ledger/store.py:_guarded_update": "one `executemany` UPDATE per call whose WHERE "
     "clause checks each row's transition, then a count of the changed rows",
     "bulkimport/ledger/store.py:_now": "`datetime.now().isoformat()`, called once per row inside "
     "`_move`'s list comprehension",
     "bulkimport/ledger/store.py:settle": "the UPDATE and the attempts INSERT of every batch",
-    "bulkimport/pipeline.py:_send": "the send loop, including waiting for the batches in flight",
+    "bulkimport/jobs/sending.py:run": "the send loop, including waiting for the batches in flight",
 }
 
 
