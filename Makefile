@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/pytest -q
 
-lint: $(STAMP)  ## ruff check, ruff format --check, mypy --strict
+lint: $(STAMP)  ## ruff check, ruff format --check, mypy --strict, the import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bulkimport
+	$(BIN)/lint-imports
 
 format: $(STAMP)  ## apply ruff format and safe fixes
 	$(BIN)/ruff format .

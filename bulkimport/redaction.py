@@ -38,8 +38,10 @@ class Redact(logging.Filter):
         self._secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_phones(redact(record.getMessage(), self._secrets))
-        record.args = None
+        message = record.getMessage()
+        cleaned = mask_phones(redact(message, self._secrets))
+        if cleaned != message:  # a record with nothing to hide keeps its arguments
+            record.msg, record.args = cleaned, None
         return True
 
 

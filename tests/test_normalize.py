@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from bulkimport.contacts import Contact, Problem, Rejected, SourceRow
+from bulkimport.rows.chunks import batched
 from bulkimport.rows.columns import map_columns, parse_map
-from bulkimport.rows.duplicates import Deduper, batched
+from bulkimport.rows.duplicates import Deduper
 from bulkimport.rows.normalize import ContactDefaults, RowNormalizer, split_full_name
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 

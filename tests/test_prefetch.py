@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from concurrent.futures import Future
 
 from bulkimport.contacts import Problem, Rejected, SourceRow
@@ -64,8 +67,9 @@ def test_a_finished_chunk_is_learned_and_an_unfinished_one_is_done_here() -> Non
         future.result(timeout=60)
         assert [r.row for r in prefetch._release((chunk, raws, future))] == [2, 3, 4]
         assert phones._learned["0917 123 4567"] == "639171234567"
+    with PhonePrefetch(phones, workers=2) as starting:  # no worker has answered yet
         slow: Future[list[str | Rejected]] = Future()  # no worker has started it
-        assert len(list(prefetch._release((chunk, raws, slow)))) == 3
+        assert len(list(starting._release((chunk, raws, slow)))) == 3
         assert slow.cancelled()
         assert phones.normalize("0917 123 4567") == "639171234567"
 
@@ -81,3 +85,27 @@ def test_small_inputs_and_one_worker_start_no_process() -> None:
     with PhonePrefetch(phones, workers=2, start_after=100) as prefetch:
         assert len(list(prefetch.rows(iter(rows(50)), phone_cell, large=True))) == 50
         assert prefetch._pool is not None  # a large input starts the workers at once
+
+
+WORKER_MODULES = """
+import json
+from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
+from bulkimport.rows.workers import PhonePrefetch
+
+with PhonePrefetch(PhoneNormalizer(PhonePolicy(country="PH")), workers=1 + 1) as prefetch:
+    prefetch._submit(["0917 123 4567"]).result(60)
+    loaded = prefetch._pool.submit(eval, "sorted(__import__('sys').modules)").result(60)
+print(json.dumps(loaded))
+"""
+
+
+def test_a_phone_worker_imports_no_heavy_library() -> None:
+    """Workers start fast: they import phonenumbers, not numpy, openpyxl, rich or click."""
+    found = subprocess.run(
+        [sys.executable, "-c", WORKER_MODULES], capture_output=True, text=True, timeout=120
+    )
+    assert found.returncode == 0, found.stderr
+    loaded = set(json.loads(found.stdout))
+    assert "phonenumbers" in loaded
+    heavy = {"numpy", "openpyxl", "rich", "click", "pandas", "requests", "python_calamine"}
+    assert heavy.isdisjoint(loaded), heavy & loaded

@@ -19,7 +19,7 @@ from bulkimport.ledger.store import (
     NewRow,
 )
 from bulkimport.read.sources import fingerprint
-from bulkimport.rows.duplicates import batched
+from bulkimport.rows.chunks import batched
 from bulkimport.rows.prepare import (
     CheckedRow,
     ImportOptions,

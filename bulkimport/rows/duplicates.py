@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -63,12 +61,3 @@ class Deduper:
         self._keys = np.insert(self._keys, at, keys)
         self._firsts = np.insert(self._firsts, at, firsts)
         self._recent.clear()
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Yield lists of at most ``size`` items, in order."""
-    if size < 1:
-        raise ValueError("batch size must be at least 1")
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 
 from bulkimport.contacts import Rejected, SourceRow
-from bulkimport.rows.duplicates import batched
+from bulkimport.rows.chunks import batched
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class PhonePrefetch:
         self._seen = 0
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
+        self._warm = False  # a worker has answered: wait for chunks instead of redoing them
 
     def rows(
         self,
@@ -126,16 +127,23 @@ class PhonePrefetch:
                     initializer=_start_worker,
                     initargs=(self._phones.policy, os.getpid()),
                 )
-            return self._pool.submit(_normalize_many, raws)
+            future = self._pool.submit(_normalize_many, raws)
+            future.add_done_callback(self._note_answer)
+            return future
         except (OSError, RuntimeError, BrokenProcessPool) as error:
             self._give_up(error)
             return None
 
+    def _note_answer(self, future: Future[list[str | Rejected]]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._warm = True
+
     def _release(self, item: _Chunk) -> Iterator[SourceRow]:
         chunk, raws, future = item
-        # A chunk no worker has started yet (they are still starting up) is
-        # normalized here; one a worker is on is waited for, not done twice.
-        if future is not None and not future.cancel():
+        # While the workers are still starting up, a chunk none of them has taken
+        # is normalized here; once one has answered, every chunk is theirs and is
+        # waited for. A chunk a worker is on is never done twice.
+        if future is not None and (self._warm or not future.cancel()):
             try:
                 self._phones.learn(raws, future.result())
             except (OSError, BrokenProcessPool) as error:
