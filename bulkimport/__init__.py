@@ -1,8 +1,18 @@
-"""Subscribe the people in a spreadsheet to an engageSPARK engagement."""
+"""Subscribe the people in a spreadsheet to an engageSPARK engagement.
 
-from importlib.metadata import PackageNotFoundError, version
+``bulkimport.__version__`` is read from the installed package's metadata when
+first asked for, so that importing the package stays instant.
+"""
 
-try:
-    __version__ = version("bulkimport")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
+from __future__ import annotations
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("bulkimport")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'bulkimport' has no attribute {name!r}")

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bulkimport.cli import main, sending
+from bulkimport.cli import main
+from bulkimport.jobs import sending
 from bulkimport.jobs.importing import run_import
 from bulkimport.jobs.sending import Sender
 from bulkimport.ledger.store import Ledger

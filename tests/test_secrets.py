@@ -25,7 +25,8 @@ import openpyxl
 import pytest
 from click.testing import CliRunner, Result
 
-from bulkimport.cli import main, sending
+from bulkimport.cli import main
+from bulkimport.jobs import sending
 from bulkimport.credentials import check_api_key, load_api_key
 from bulkimport.errors import InputError
 from bulkimport.jobs.sending import Sender

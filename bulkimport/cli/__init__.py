@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from bulkimport import __version__
 from bulkimport.cli import check, nightly, results, retry, run, sandbox, status
 from bulkimport.cli.display import shown
 from bulkimport.errors import BulkImportError, ExitCode
@@ -35,8 +34,23 @@ class BulkImportGroup(click.Group):
             ctx.exit(int(ExitCode.ROWS_NEED_ATTENTION))
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from bulkimport import __version__
+
+        click.echo(f"bulkimport, version {__version__}")
+        ctx.exit()
+
+
 @click.group(cls=BulkImportGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="bulkimport")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, param, value: _print_version(ctx, value),
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def main(verbose: int) -> None:
     """Subscribe the people in a spreadsheet to an engageSPARK engagement.

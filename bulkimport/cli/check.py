@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bulkimport.cli.display import shown
 from bulkimport.cli.options import import_options, input_options
-from bulkimport.jobs.check import CheckSummary, check_files
-from bulkimport.output.tables import check_destination
-from bulkimport.read.sources import listed
-from bulkimport.rows.prepare import Verdict
+
+if TYPE_CHECKING:
+    from bulkimport.jobs.check import CheckSummary
 
 
 @click.command()
@@ -37,6 +36,9 @@ def check(files: tuple[Path, ...], report: Path | None, as_json: bool, **options
     Example:
       bulkimport check applicants.xlsx --country PH --report check.xlsx
     """
+    from bulkimport.jobs.check import check_files
+    from bulkimport.output.tables import check_destination
+
     if report is not None:
         check_destination(report)
     summary = check_files(list(files), import_options(**options), report)
@@ -48,6 +50,9 @@ def check(files: tuple[Path, ...], report: Path | None, as_json: bool, **options
 
 
 def _print_check(summary: CheckSummary) -> None:
+    from bulkimport.read.sources import listed
+    from bulkimport.rows.prepare import Verdict
+
     for source in summary.sources:
         where = f" (sheet {source.sheet})" if source.sheet else ""
         read_as = ", ".join(

@@ -6,14 +6,16 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bulkimport.cli.stopping import exit_now_if_abandoned
 from bulkimport.errors import RefusalCause
-from bulkimport.jobs.summary import RunSummary
-from bulkimport.output.results import STATUS_ORDER
+from bulkimport.ledger.states import REPORT_ORDER
+
+if TYPE_CHECKING:
+    from bulkimport.jobs.summary import RunSummary
 
 # Control characters, bidi overrides, invisible marks (a hostile cell could use them
 # to rewrite the terminal) and undecodable bytes of file names are shown as escapes.
@@ -29,7 +31,7 @@ def shown(text: object) -> str:
 
 def _counts_line(counts: Any) -> str:
     return " · ".join(
-        f"{status} {counts[status]:,}" for status in STATUS_ORDER if counts.get(status)
+        f"{status} {counts[status]:,}" for status in REPORT_ORDER if counts.get(status)
     )
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,17 +14,12 @@ from bulkimport.cli.sending import sender_for
 from bulkimport.cli.stopping import exit_now_if_abandoned, graceful_stop
 from bulkimport.credentials import ApiKey, describe_env, load_api_key
 from bulkimport.errors import BulkImportError, InputError
-from bulkimport.jobs.config import NightlyConfig, check_paths, load_config
-from bulkimport.jobs.nightly import (
-    FileOutcome,
-    NightPlan,
-    failure_json,
-    night_log,
-    preview_night,
-    run_night,
-)
-from bulkimport.output.progress import LogProgress
-from bulkimport.send.client import EngageSparkClient, Timeouts
+
+if TYPE_CHECKING:
+    from bulkimport.jobs.config import NightlyConfig
+    from bulkimport.jobs.nightly import (
+        NightPlan,
+    )
 
 
 @click.command()
@@ -59,6 +55,16 @@ def nightly(config_path: Path, check_config: bool) -> None:
       bulkimport nightly --config /etc/bulkimport/import.toml --check-config
       bulkimport nightly --config /etc/bulkimport/import.toml
     """
+    from bulkimport.jobs.config import check_paths, load_config
+    from bulkimport.jobs.nightly import (
+        failure_json,
+        night_log,
+        preview_night,
+        run_night,
+    )
+    from bulkimport.output.progress import LogProgress
+    from bulkimport.send.client import EngageSparkClient, Timeouts
+
     if check_config:
         config = load_config(config_path)
         check_paths(config)
@@ -85,14 +91,18 @@ def nightly(config_path: Path, check_config: bool) -> None:
     sys.exit(int(summary.exit_code))
 
 
-_PLAN_WORDS = {
-    FileOutcome.NEW: "new: would be imported",
-    FileOutcome.SKIPPED: "would be skipped (identical to a file already imported)",
-    FileOutcome.UNREADABLE: "cannot be read",
+_PLAN_WORDS = {  # FileOutcome values
+    "new": "new: would be imported",
+    "skipped": "would be skipped (identical to a file already imported)",
+    "unreadable": "cannot be read",
 }
 
 
 def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
+    from bulkimport.jobs.nightly import (
+        FileOutcome,
+    )
+
     click.echo(f"{config.path}: the config is valid.")
     click.echo(f"  engagement {config.engagement} at {config.api_url}")
     click.echo(f"  API key: {_key_note(config)}")
@@ -101,7 +111,7 @@ def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
         found = f"{len(paths)} file(s) now" if paths else "no file now"
         click.echo(f"  inputs {pattern!r}: {found}")
     for item in plan.files:
-        words = _PLAN_WORDS.get(item.outcome, item.outcome.value)
+        words = _PLAN_WORDS.get(item.outcome.value, item.outcome.value)
         click.echo(f"    {config.show(item.path)}: {words}")
         if item.outcome is FileOutcome.UNREADABLE:
             click.secho(f"      {item.reason}", fg="yellow")

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from bulkimport.read.sources import ReadOptions
-from bulkimport.rows.columns import MapOverride, parse_map
-from bulkimport.rows.normalize import ContactDefaults
-from bulkimport.rows.phones import PhonePolicy, check_country
-from bulkimport.rows.prepare import ImportOptions
 from bulkimport.settings import (
     API_KEY_ENV,
     DEFAULT_API_URL,
@@ -34,6 +29,9 @@ from bulkimport.settings import (
     check_encoding,
     check_timeout,
 )
+
+if TYPE_CHECKING:
+    from bulkimport.rows.prepare import ImportOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,7 +140,13 @@ def import_options(
     organization: int | None = None,
 ) -> ImportOptions:
     """Build ImportOptions from command-line values, refusing bad ones before any file is read."""
-    overrides: tuple[MapOverride, ...] = tuple(parse_map(m) for m in maps)
+    from bulkimport.read.table import ReadOptions
+    from bulkimport.rows.columns import parse_map
+    from bulkimport.rows.normalize import ContactDefaults
+    from bulkimport.rows.phones import PhonePolicy, check_country
+    from bulkimport.rows.prepare import ImportOptions
+
+    overrides = tuple(parse_map(m) for m in maps)
     return ImportOptions(
         read=ReadOptions(sheet=sheet, encoding=encoding, delimiter=delimiter),
         overrides=overrides,

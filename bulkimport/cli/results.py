@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bulkimport.cli.display import shown
 from bulkimport.cli.options import ledger_option
 from bulkimport.errors import ExitCode, InputError
-from bulkimport.ledger.store import Ledger
-from bulkimport.output.results import write_results
+
+if TYPE_CHECKING:
+    pass
 
 
 @click.command()
@@ -33,6 +35,9 @@ def results(ledger: Path, run_id: int | None, output: Path) -> None:
     Example:
       bulkimport results -o results.xlsx
     """
+    from bulkimport.ledger.store import Ledger
+    from bulkimport.output.results import write_results
+
     if not ledger.exists():
         raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
     book = Ledger.open(ledger)

@@ -6,6 +6,7 @@ import os
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,10 +16,10 @@ from bulkimport.cli.sending import _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
 from bulkimport.errors import ExitCode, InputError
-from bulkimport.jobs.importing import retry_rows
-from bulkimport.ledger.store import Ledger
-from bulkimport.output.tables import check_destination
 from bulkimport.settings import SendSettings
+
+if TYPE_CHECKING:
+    from bulkimport.ledger.store import Ledger
 
 
 @click.command()
@@ -59,6 +60,9 @@ def retry(
     Example:
       bulkimport retry --ledger bulkimport.sqlite
     """
+    from bulkimport.jobs.importing import retry_rows
+    from bulkimport.output.tables import check_destination
+
     if not ledger.exists():
         raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
     key = load_api_key(os.environ, api_key_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,9 +14,10 @@ from bulkimport.cli.options import connection_options, import_options, input_opt
 from bulkimport.cli.sending import _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
-from bulkimport.jobs.importing import run_import
-from bulkimport.output.tables import check_destination
 from bulkimport.settings import SendSettings
+
+if TYPE_CHECKING:
+    pass
 
 
 @click.command()
@@ -74,6 +75,9 @@ def run(
       export ENGAGESPARK_API_KEY=...
       bulkimport run applicants.xlsx --engagement 1234 --country PH --results results.xlsx
     """
+    from bulkimport.jobs.importing import run_import
+    from bulkimport.output.tables import check_destination
+
     key = load_api_key(os.environ, api_key_file)
     if results is not None:
         check_destination(results)

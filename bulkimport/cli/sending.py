@@ -1,4 +1,7 @@
-"""What run and retry share: the sender, the locked ledger, the results file after a send."""
+"""What run and retry share: the sender, the locked ledger, the results file after a send.
+
+The stages are imported when a command calls these, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,28 @@ import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bulkimport.cli.display import _print_dry_batch
 from bulkimport.cli.stopping import StopSignals
 from bulkimport.errors import InputError
-from bulkimport.jobs.sending import Sender
-from bulkimport.jobs.summary import RunSummary
-from bulkimport.ledger.store import Ledger
-from bulkimport.output.progress import Progress, progress_for
-from bulkimport.output.results import write_results
-from bulkimport.send.client import EngageSparkClient, Timeouts
-from bulkimport.settings import SendSettings
+
+if TYPE_CHECKING:
+    from bulkimport.jobs.sending import Sender
+    from bulkimport.jobs.summary import RunSummary
+    from bulkimport.ledger.store import Ledger
+    from bulkimport.output.progress import Progress
+    from bulkimport.send.client import EngageSparkClient
+    from bulkimport.settings import SendSettings
 
 
 def make_sender(
     key: str, settings: SendSettings, signals: StopSignals, *, as_json: bool, dry_run: bool
 ) -> Sender:
     """Return the client and progress display a send loop uses."""
+    from bulkimport.output.progress import progress_for
+    from bulkimport.send.client import EngageSparkClient, Timeouts
+
     return sender_for(
         EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout)),
         signals,
@@ -34,8 +42,14 @@ def make_sender(
 def sender_for(
     client: EngageSparkClient, signals: StopSignals, *, progress: Progress, dry_run: bool = False
 ) -> Sender:
-    """Return the Sender of every command that sends (tests give it a zero-sleep policy here)."""
-    return Sender(
+    """Return the Sender of every command that sends.
+
+    Tests replace ``bulkimport.jobs.sending.Sender`` (looked up here, at call time)
+    to give every command a zero-sleep retry policy.
+    """
+    from bulkimport.jobs import sending
+
+    return sending.Sender(
         client,
         progress=progress,
         stop=signals.stop,
@@ -46,6 +60,8 @@ def sender_for(
 
 def open_ledger(path: Path, *, dry_run: bool = False) -> AbstractContextManager[Ledger]:
     """Lock and open the ledger (a private in-memory copy for a dry run)."""
+    from bulkimport.ledger.store import Ledger
+
     return Ledger.in_memory_copy(path) if dry_run else Ledger.locked(path)
 
 
@@ -64,6 +80,8 @@ def _write_results(
     """
     if target is None or dry_run:
         return None
+    from bulkimport.output.results import write_results
+
     try:
         write_results(book, target, source_ids=source_ids)
     except InputError as error:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bulkimport.cli.display import _counts_line, shown
 from bulkimport.cli.options import ledger_option
-from bulkimport.ledger.store import Ledger
+
+if TYPE_CHECKING:
+    pass
 
 
 @click.command()
@@ -21,6 +23,8 @@ def status(ledger: Path, as_json: bool) -> None:
 
     For each run: when, which command, engagement, files and rows by status.
     """
+    from bulkimport.ledger.store import Ledger
+
     with Ledger.existing(ledger) as book:
         runs = book.runs()
     if as_json:

@@ -9,11 +9,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
-from bulkimport.jobs.summary import RunSummary
+if TYPE_CHECKING:
+    from bulkimport.jobs.summary import RunSummary
 
 
 class StopSignals(NamedTuple):

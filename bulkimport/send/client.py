@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,11 +46,9 @@ log = logging.getLogger(__name__)
 
 def _user_agent() -> str:
     """Return ``bulkimport/<version>`` for the User-Agent header."""
-    try:
-        version = metadata.version("bulkimport")
-    except metadata.PackageNotFoundError:
-        version = "0+unknown"
-    return f"bulkimport/{version}"
+    from bulkimport import __version__
+
+    return f"bulkimport/{__version__}"
 
 
 USER_AGENT = _user_agent()
