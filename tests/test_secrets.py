@@ -26,9 +26,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bulkimport.cli import main
-from bulkimport.jobs import sending
 from bulkimport.credentials import check_api_key, load_api_key
 from bulkimport.errors import InputError
+from bulkimport.jobs import sending
 from bulkimport.jobs.sending import Sender
 from bulkimport.output.tables import FORMULA_PREFIXES
 from bulkimport.sandbox import NO_FAULTS, Faults, Sandbox
