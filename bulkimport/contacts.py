@@ -5,6 +5,7 @@ Every other module imports from here; this module imports nothing of ours.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -132,3 +133,12 @@ def mask_phone(phone: str) -> str:
     if len(digits) <= 7:
         return "*" * len(digits)
     return digits[:5] + "*" * (len(digits) - 7) + digits[-2:]
+
+
+def is_existing_contact(payload: Mapping[str, Any]) -> bool:
+    """Return whether a payload names an existing contact: it carries only ``id``.
+
+    :meth:`Contact.payload` writes such payloads; the client, the batch planner
+    and the answer matching all ask this one question.
+    """
+    return set(payload) == {"id"}

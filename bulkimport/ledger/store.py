@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bulkimport.contacts import RowStatus
+from bulkimport.contacts import RowStatus, is_existing_contact
 from bulkimport.errors import LedgerBusy, LedgerError
 from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.states import (
@@ -36,7 +36,6 @@ from bulkimport.ledger.states import (
 S = RowStatus
 
 SCHEMA_VERSION = 2
-DEFAULT_LEDGER = Path("bulkimport.sqlite")
 PAGE = 1000  # rows per keyset page and per executemany chunk
 BUSY_SECONDS = 5.0  # how long a write waits for another program's transaction on the ledger
 
@@ -182,7 +181,8 @@ class QueuedRow:
 
     @property
     def existing(self) -> bool:
-        return "id" in self.payload
+        """Return whether the row names an existing contact by id."""
+        return is_existing_contact(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bulkimport.contacts import RowStatus
+from bulkimport.contacts import RowStatus, is_existing_contact
 from bulkimport.errors import ApiRefused
-from bulkimport.send.client import AttemptKind, AttemptResult, is_existing_contact
+from bulkimport.send.client import AttemptKind, AttemptResult
 from bulkimport.send.retry import RetryPolicy, StopRequested, TransientFailure, describe_wait
 
 log = logging.getLogger(__name__)

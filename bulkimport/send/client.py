@@ -32,6 +32,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import Retry
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from bulkimport.contacts import is_existing_contact
 from bulkimport.credentials import check_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
 from bulkimport.settings import API_KEY_ENV, check_api_url
@@ -125,11 +126,6 @@ class CustomField:
 
     id: int
     name: str
-
-
-def is_existing_contact(payload: Mapping[str, Any]) -> bool:
-    """Return whether a payload names an existing contact (it carries only ``id``)."""
-    return set(payload) == {"id"}
 
 
 def subscription_body(contacts: Sequence[Mapping[str, Any]]) -> Any:
