@@ -389,6 +389,35 @@ def ledger_section(best: dict[str, Result], rows: int) -> Section:
     )
 
 
+STARTUP_LIMIT = 5.0  # times a bare interpreter start
+
+
+def startup_section(best: dict[str, float], commands: dict[str, str]) -> Section:
+    """Whole `bulkimport` processes that do almost nothing, against `python -c pass`."""
+    bare = best["bare"]
+    rows = [("`python -c pass`", _s(bare), "1.00x")]
+    verdicts = []
+    for label, shown in commands.items():
+        ratio = best[label] / bare
+        rows.append((f"`{shown}`", _s(best[label]), f"{ratio:.2f}x"))
+        verdicts.append(
+            Verdict(f"`{shown}` / a bare interpreter", ratio, STARTUP_LIMIT, at_most=True)
+        )
+    return Section(
+        6,
+        "Start-up: commands that should answer at once",
+        ("command", "time", "ratio"),
+        rows,
+        verdicts,
+        "Each figure is the best wall-clock time of a fresh process (the installed "
+        "`.venv/bin/bulkimport` entry point, as a user types it), the commands and the bare "
+        "interpreter alternating; `status` reads a ledger of one finished run. Each command "
+        "imports only what it uses when it runs, so `--help` and `--version` load click and "
+        "the command modules, never requests, openpyxl, numpy or rich.",
+        details={"seconds": best},
+    )
+
+
 def _verdicts(result: Result) -> str:
     return ", ".join(f"{name} {count:,}" for name, count in sorted(result["verdicts"].items()))
 

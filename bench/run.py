@@ -155,7 +155,7 @@ def make_plan(sizes: Sizes, reps: int, out: Path) -> Plan:
 
 def measure_csv(plan: Plan) -> report.Section:
     rows = plan.sizes.check
-    log.info("1/5 check on %s CSV rows vs pandas + phonenumbers", f"{rows:,}")
+    log.info("1/6 check on %s CSV rows vs pandas + phonenumbers", f"{rows:,}")
     best = best_of(
         plan.reps,
         {
@@ -172,7 +172,7 @@ def measure_csv(plan: Plan) -> report.Section:
 
 def measure_xlsx(plan: Plan) -> report.Section:
     rows = plan.sizes.check
-    log.info("2/5 check on %s XLSX rows vs calamine floor and openpyxl", f"{rows:,}")
+    log.info("2/6 check on %s XLSX rows vs calamine floor and openpyxl", f"{rows:,}")
     best = best_of(
         plan.reps,
         {
@@ -190,7 +190,7 @@ def measure_xlsx(plan: Plan) -> report.Section:
 
 def measure_run(plan: Plan) -> report.Section:
     rows = plan.sizes.run
-    log.info("3/5 run of %s rows at %.0f ms latency vs the bound and a naive loop", rows, 100)
+    log.info("3/6 run of %s rows at %.0f ms latency vs the bound and a naive loop", rows, 100)
     sending = {"path": plan.run_csv, "latency_ms": LATENCY_MS}
     best = best_of(plan.reps, {"run": ("run", {**sending, "ledger_kind": "file"})})
     best |= best_of(1, {"naive": ("naive", {**sending, "rows": plan.sizes.naive})})
@@ -203,7 +203,7 @@ def measure_run(plan: Plan) -> report.Section:
 
 
 def measure_memory(plan: Plan) -> report.Section:
-    log.info("4/5 peak RSS of `python -m bulkimport check` on two sizes of CSV")
+    log.info("4/6 peak RSS of `python -m bulkimport check` on two sizes of CSV")
     peaks: dict[int, Result] = {}
     for rows, path in ((plan.sizes.check, plan.csv), (plan.sizes.big, plan.big_csv)):
         command = [sys.executable, "-m", "bulkimport", "check", str(path), "--country", "PH"]
@@ -224,7 +224,7 @@ def measure_memory(plan: Plan) -> report.Section:
 
 def measure_ledger(plan: Plan) -> report.Section:
     rows = plan.sizes.run
-    log.info("5/5 ledger cost: run of %s rows at zero latency, with and without writes", rows)
+    log.info("5/6 ledger cost: run of %s rows at zero latency, with and without writes", rows)
     sending = {"path": plan.run_csv, "latency_ms": 0.0}
     # Short, noisy runs: one more repetition keeps a single slow run from deciding.
     best = best_of(
@@ -238,6 +238,42 @@ def measure_ledger(plan: Plan) -> report.Section:
     return section
 
 
+def measure_startup(plan: Plan, out: Path) -> report.Section:
+    log.info("6/6 start-up of --version, --help and status vs a bare interpreter")
+    entry = Path(sys.executable).with_name("bulkimport")
+    ledger = out / "startup-ledger.sqlite"
+    if not ledger.exists():
+        _make_startup_ledger(ledger, plan.csv)
+    commands = {
+        "version": [str(entry), "--version"],
+        "help": [str(entry), "--help"],
+        "status": [str(entry), "status", "--ledger", str(ledger)],
+    }
+    contenders = {"bare": [sys.executable, "-c", "pass"], **commands}
+    best: dict[str, float] = {}
+    for _ in range(max(plan.reps, 5)):
+        for label, command in contenders.items():
+            started = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+            seconds = time.perf_counter() - started
+            best[label] = min(best.get(label, seconds), seconds)
+    for label, seconds in best.items():
+        log.info("  %s: %.3f s", label, seconds)
+    shown = {label: "bulkimport " + " ".join(c[1:2]) for label, c in commands.items()}
+    shown["status"] = "bulkimport status"
+    return report.startup_section(best, shown)
+
+
+def _make_startup_ledger(ledger: Path, source: Path) -> None:
+    """A ledger holding one finished run, for `status` to read."""
+    from bulkimport.ledger.store import Ledger
+
+    with Ledger.open(ledger) as book:
+        run = book.start_run("run", 1234, {"batch_size": BATCH_SIZE})
+        book.add_source(run, 1234, str(source), "0" * 64, "", ["Name", "Mobile"])
+        book.finish_run(run, 0)
+
+
 def bench(sizes: Sizes, reps: int, out: Path, markdown: Path) -> int:
     """Measure everything, write ``markdown`` and log each verdict."""
     started = time.perf_counter()
@@ -249,6 +285,7 @@ def bench(sizes: Sizes, reps: int, out: Path, markdown: Path) -> int:
         measure_run(plan),
         measure_memory(plan),
         measure_ledger(plan),
+        measure_startup(plan, out),
     ]
     machine.finish(time.perf_counter() - started, reps)
     markdown.write_text(report.render(machine, sections), encoding="utf-8")
