@@ -10,7 +10,7 @@ import click
 
 from bulkimport.cli.display import shown
 from bulkimport.cli.options import ledger_option
-from bulkimport.errors import ExitCode, InputError
+from bulkimport.errors import ExitCode
 
 if TYPE_CHECKING:
     pass
@@ -38,18 +38,13 @@ def results(ledger: Path, run_id: int | None, output: Path) -> None:
     from bulkimport.ledger.store import Ledger
     from bulkimport.output.results import write_results
 
-    if not ledger.exists():
-        raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
-    book = Ledger.open(ledger)
-    try:
+    with Ledger.existing(ledger) as book:
         source_ids = None
         if run_id is not None:
             book.run_settings(run_id)  # refuses an unknown run
             source_ids = book.sources_of(run_id)
         count = write_results(book, output, source_ids=source_ids)
         incomplete = book.incomplete_sources(source_ids)
-    finally:
-        book.close()
     click.echo(f"Wrote {count:,} rows to {output}")
     for item in incomplete:
         click.secho(shown(f"Incomplete: {item.describe()}"), err=True, fg="yellow")

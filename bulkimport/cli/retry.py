@@ -15,7 +15,7 @@ from bulkimport.cli.options import connection_options, ledger_option
 from bulkimport.cli.sending import _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
-from bulkimport.errors import ExitCode, InputError
+from bulkimport.errors import ExitCode
 from bulkimport.settings import SendSettings
 
 if TYPE_CHECKING:
@@ -61,10 +61,10 @@ def retry(
       bulkimport retry --ledger bulkimport.sqlite
     """
     from bulkimport.jobs.importing import retry_rows
+    from bulkimport.ledger.store import require_ledger
     from bulkimport.output.tables import check_destination
 
-    if not ledger.exists():
-        raise InputError(f"There is no ledger at {ledger}: give the one `run` wrote with --ledger.")
+    require_ledger(ledger)  # before the key is asked for
     key = load_api_key(os.environ, api_key_file)
     if results is not None:
         check_destination(results)

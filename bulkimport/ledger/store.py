@@ -262,6 +262,12 @@ class ResultRow:
     cells: list[str]
 
 
+def require_ledger(path: Path) -> None:
+    """Raise LedgerError unless a ledger file exists at ``path`` (nothing is created)."""
+    if not path.exists():
+        raise LedgerError(f"There is no ledger at {path}: give the one `run` wrote with --ledger.")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -315,10 +321,7 @@ class Ledger:
     @classmethod
     def existing(cls, path: Path) -> Ledger:
         """Open the ledger at ``path`` for reading; LedgerError when there is none."""
-        if not path.exists():
-            raise LedgerError(
-                f"There is no ledger at {path}: give the one `run` wrote with --ledger."
-            )
+        require_ledger(path)
         return cls.open(path)
 
     @classmethod

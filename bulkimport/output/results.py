@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bulkimport.ledger.states import REPORT_ORDER
 from bulkimport.ledger.store import Ledger, ResultRow
 from bulkimport.output.tables import HeaderUnion, write_table
 
 RESULT_COLUMNS = ("source", "sheet", "row", "status", "contact_id", "phone", "reason")
-STATUS_ORDER = (
-    "subscribed", "skipped", "invalid", "duplicate", "failed", "unknown", "pending", "sending",
-)  # fmt: skip
+STATUS_ORDER = REPORT_ORDER  # the order of the Summary sheet
 
 
 def write_results(ledger: Ledger, path: Path, *, source_ids: Sequence[int] | None = None) -> int:
@@ -19,7 +18,7 @@ def write_results(ledger: Ledger, path: Path, *, source_ids: Sequence[int] | Non
     originals = HeaderUnion(ledger.headers(source_ids=source_ids))
     counts = ledger.counts(source_ids=source_ids) if source_ids is not None else ledger.counts()
     summary = [("rows", sum(counts.values()))] + [
-        (status, counts[status]) for status in STATUS_ORDER if counts[status]
+        (status.value, counts[status]) for status in STATUS_ORDER if counts[status]
     ]
     return write_table(
         path,

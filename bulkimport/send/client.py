@@ -35,6 +35,7 @@ from urllib3.util.ssl_match_hostname import CertificateError
 from bulkimport.contacts import is_existing_contact
 from bulkimport.credentials import check_api_key
 from bulkimport.errors import ApiRefused, ApiUnavailable, InputError, RefusalCause
+from bulkimport.redaction import redact
 from bulkimport.settings import API_KEY_ENV, check_api_url
 from bulkimport.settings import DEFAULT_API_URL as DEFAULT_API_URL  # still importable from here
 
@@ -434,15 +435,6 @@ def _transport_message(exc: requests.RequestException) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
-# Whatever follows "Token" in a text is taken for a key, whichever key it is.
-_TOKEN_VALUE = re.compile(r"(Token\s+)[^\s'\",;)}\]]+", re.IGNORECASE)
-
-
-def _redact_tokens(text: str) -> str:
-    """Return ``text`` with the value after every ``Token`` replaced by ``***``."""
-    return _TOKEN_VALUE.sub(r"\1***", text)
-
-
 class _AttemptWatch:
     """Cuts one attempt's connection when its deadline passes, whatever it is waiting for.
 
@@ -640,8 +632,8 @@ class EngageSparkClient:
         self.close()
 
     def _redact(self, text: str) -> str:
-        """Return ``text`` without the API key, wherever it came from."""
-        return text.replace(self._api_key, "***")
+        """Return ``text`` without the API key or any ``Token`` value, wherever it came from."""
+        return redact(text, (self._api_key,))
 
     def _attempt(
         self,
@@ -708,7 +700,7 @@ class EngageSparkClient:
             return kind, _not_built_message(failure, self.key_source)
         if kind is AttemptKind.REFUSED:
             return kind, _tls_message(failure, url)
-        return kind, _redact_tokens(self._redact(_transport_message(failure)))
+        return kind, self._redact(_transport_message(failure))
 
     def _classify_response(
         self,
