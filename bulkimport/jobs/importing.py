@@ -29,7 +29,7 @@ from bulkimport.rows.prepare import (
     open_sources,
 )
 from bulkimport.send.batch import SubscriptionApi
-from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
+from bulkimport.settings import SendSettings
 
 log = logging.getLogger(__name__)
 
