@@ -28,7 +28,6 @@ MAX_CONTROL_SHARE = 0.01
 MIN_CONTROL_CHARS = 8
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-_QUOTED = re.compile('"[^"]*"')
 
 
 @contextmanager
@@ -134,29 +133,35 @@ def _refuse_binary_text(path: Path, text: str) -> None:
 def sniff_delimiter(text: str, *, complete: bool = True) -> str:
     """Return the delimiter among , ; TAB | that the sample's lines agree on (default ",").
 
-    ``csv.Sniffer`` decides; when it cannot, or picks a character the header
-    line lacks, the candidate most frequent in the header line outside quotes wins.
+    ``csv.Sniffer`` decides; when it cannot, or picks a character the first
+    record lacks, the candidate that splits the first record into the most
+    cells wins. Records are parsed, so a quoted cell holding a tab or a line
+    break counts as one cell.
     """
     if not complete and "\n" in text:
         text = text[: text.rindex("\n") + 1]  # a cut last line would mislead the sniffer
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
-    fallback = _most_frequent_delimiter(first_line)
+    widths = {candidate: _first_record_width(text, candidate) for candidate in DELIMITERS}
+    fallback = max(widths, key=lambda candidate: widths[candidate])
+    if widths[fallback] < 2:
+        fallback = ","
     try:
         sniffed = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
     except csv.Error:
         return fallback
-    outside_quotes = _QUOTED.sub("", first_line)
-    if sniffed not in outside_quotes and fallback in outside_quotes:
+    if widths.get(sniffed, 0) < 2 and widths[fallback] >= 2:
         return fallback
     return sniffed
 
 
-def _most_frequent_delimiter(line: str) -> str:
-    """Return the candidate delimiter seen most often outside quotes in a line, else ","."""
-    outside_quotes = _QUOTED.sub("", line)
-    counts = {candidate: outside_quotes.count(candidate) for candidate in DELIMITERS}
-    best = max(counts, key=lambda candidate: counts[candidate])
-    return best if counts[best] else ","
+def _first_record_width(text: str, delimiter: str) -> int:
+    """Return how many cells the first non-blank record has when split at ``delimiter``."""
+    try:
+        for cells in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if "".join(cells).strip():
+                return len(cells)
+    except csv.Error:
+        return 0
+    return 0
 
 
 def _csv_records(
