@@ -160,3 +160,16 @@ def test_the_progress_bar_draws_rows_done_of_the_total() -> None:
     assert "sending" in drawn
     assert "100/200" in drawn
     assert SANDBOX_TOKEN not in drawn
+
+
+def test_the_version_is_written_once_and_every_reader_agrees() -> None:
+    from importlib.metadata import version
+
+    import bulkimport
+    from bulkimport.send.client import USER_AGENT
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.output == f"bulkimport, version {bulkimport.__version__}\n"
+    assert version("bulkimport") == bulkimport.__version__  # pyproject reads it from the package
+    assert USER_AGENT == f"bulkimport/{bulkimport.__version__}"
+    assert 'version = "' not in (Path(__file__).parent.parent / "pyproject.toml").read_text()
