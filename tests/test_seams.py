@@ -171,5 +171,6 @@ def test_the_version_is_written_once_and_every_reader_agrees() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.output == f"bulkimport, version {bulkimport.__version__}\n"
     assert version("bulkimport") == bulkimport.__version__  # pyproject reads it from the package
-    assert USER_AGENT == f"bulkimport/{bulkimport.__version__}"
-    assert 'version = "' not in (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert f"bulkimport/{bulkimport.__version__}" == USER_AGENT
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert '\nversion = "' not in pyproject
