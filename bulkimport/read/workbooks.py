@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +26,9 @@ from bulkimport.read.table import ReadOptions, SourceTable, listed, open_binary,
 
 logger = logging.getLogger(__name__)
 
+EXCEL_DIGITS = 15  # significant digits Excel keeps and shows of a number
+_ODS_DURATION = re.compile(r"(-?)PT([0-9]{1,9})H([0-9]{1,2})M([0-9]{1,2}(?:\.[0-9]{1,9})?)S")
+
 
 @contextmanager
 def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[SourceTable]:
@@ -39,14 +44,37 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
                 check_xlsx_extent(path, index, workbook.sheet_names[index])
             sheet = _load_sheet(workbook, index, path)
             logger.info("Reading sheet %r of %s", sheet.name, path)
-            records = (
-                (number, [value if type(value) is str else cell_text(value) for value in cells])
-                for number, cells in enumerate(sheet.iter_rows(), start=1)
-            )
+            records = _sheet_records(sheet, ods=suffix == ".ods")
             header_row, header, rows = split_header(str(path), sheet.name, records)
             yield SourceTable(
                 str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
             )
+
+
+def _sheet_records(sheet: CalamineSheet, *, ods: bool) -> Iterator[tuple[int, list[str]]]:
+    """Yield (row number, cells as text) per row.
+
+    calamine hands
+    an ODS duration of a day or more over as its ISO text (``PT255H10M10S``),
+    which becomes ``255:10:10`` as in the other formats.
+    """
+    for number, cells in enumerate(sheet.iter_rows(), start=1):
+        texts = [value if type(value) is str else cell_text(value) for value in cells]
+        if ods:
+            texts = [_ods_duration_text(text) for text in texts]
+        yield number, texts
+
+
+def _ods_duration_text(text: str) -> str:
+    """Return an ODS duration (``PT255H10M10S``) as ``255:10:10``; any other text as it is."""
+    if not text.startswith(("PT", "-PT")):
+        return text
+    match = _ODS_DURATION.fullmatch(text)
+    if match is None:
+        return text
+    sign, hours, minutes, seconds = match.groups()
+    duration = timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
+    return _duration_text(-duration if sign else duration)
 
 
 def _load_workbook(path: Path, suffix: str, binary: BinaryIO, *, ole2: bool) -> CalamineWorkbook:
@@ -130,13 +158,21 @@ def cell_text(value: object) -> str:
         case float() if value.is_integer():
             return str(int(value))
         case float():
-            return repr(value)
+            return _decimal_text(value)
+        case datetime() if value.time() == time():
+            return value.date().isoformat()  # ODS writes every date with a time of 00:00:00
         case date() | time():  # datetime is a date
             return value.isoformat()
         case timedelta():
             return _duration_text(value)
         case _:
             return str(value)
+
+
+def _decimal_text(value: float) -> str:
+    """Return a fraction as Excel shows it: 15 significant digits, never exponent notation."""
+    shown = f"{value:.{EXCEL_DIGITS}g}"
+    return format(Decimal(shown), "f") if "e" in shown else shown
 
 
 def _duration_text(duration: timedelta) -> str:
