@@ -52,17 +52,20 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
 
 
 def _sheet_records(sheet: CalamineSheet, *, ods: bool) -> Iterator[tuple[int, list[str]]]:
-    """Yield (row number, cells as text) per row.
+    """Yield (row number, cells as text) per row, the first cell always in column A.
 
-    calamine hands
+    calamine's rows start at the sheet's first used column; the blanks before it
+    are put back so that a cell's position is the one Excel shows. calamine hands
     an ODS duration of a day or more over as its ISO text (``PT255H10M10S``),
     which becomes ``255:10:10`` as in the other formats.
     """
+    start = sheet.start
+    before = [""] * (start[1] if start is not None else 0)
     for number, cells in enumerate(sheet.iter_rows(), start=1):
         texts = [value if type(value) is str else cell_text(value) for value in cells]
         if ods:
             texts = [_ods_duration_text(text) for text in texts]
-        yield number, texts
+        yield number, [*before, *texts] if before else texts
 
 
 def _ods_duration_text(text: str) -> str:

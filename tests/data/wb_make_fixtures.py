@@ -58,6 +58,17 @@ def _write_zip(name: str, data: bytes, edit: dict[str, bytes] | None = None) -> 
     (HERE / name).write_bytes(out.getvalue())
 
 
+def write_late_column() -> None:
+    """Write a sheet whose cells start in column C, with a blank header cell in D."""
+    workbook = _workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "People"
+    sheet["C1"], sheet["E1"] = "Name", "Mobile"
+    sheet["C2"], sheet["D2"], sheet["E2"] = "Ana", "call after 5pm", "09171234567"
+    _save(workbook, "wb_late_column.xlsx")
+
+
 def write_dates() -> None:
     """Write the same date, date and time, duration and fraction in XLSX, XLS and ODS."""
     header = ["Name", "Joined", "Seen", "Hours", "Score"]
@@ -116,6 +127,7 @@ def _ods_text(text: str) -> TableCell:
 
 def main() -> None:
     """Write every wb_* fixture."""
+    write_late_column()
     write_dates()
 
 
