@@ -23,6 +23,8 @@ from python_calamine import (
 from bulkimport.errors import InputError
 from bulkimport.read.guards import check_container, check_xlsx_extent
 from bulkimport.read.table import ReadOptions, SourceTable, listed, open_binary, split_header
+from bulkimport.read.text import SAMPLE_BYTES
+from bulkimport.read.text import _refuse_binary_text as refuse_binary_text
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +40,14 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
     with open_binary(path) as binary:
         zipped = check_container(path, suffix, binary)
         workbook = _load_workbook(path, suffix, binary, ole2=not zipped)
+        ods = suffix == ".ods"
         with workbook:
             index = _sheet_index(workbook, options.sheet, path)
             if zipped:  # an ODS has no XLSX worksheets, so this measures nothing there
                 check_xlsx_extent(path, index, workbook.sheet_names[index])
             sheet = _load_sheet(workbook, index, path)
             logger.info("Reading sheet %r of %s", sheet.name, path)
-            records = _sheet_records(sheet, ods=suffix == ".ods")
+            records = _refuse_binary_strings(path, sheet.name, _sheet_records(sheet, ods=ods))
             header_row, header, rows = split_header(str(path), sheet.name, records)
             yield SourceTable(
                 str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
@@ -66,6 +69,33 @@ def _sheet_records(sheet: CalamineSheet, *, ods: bool) -> Iterator[tuple[int, li
         if ods:
             texts = [_ods_duration_text(text) for text in texts]
         yield number, [*before, *texts] if before else texts
+
+
+def _refuse_binary_strings(
+    path: Path, name: str, records: Iterator[tuple[int, list[str]]]
+) -> Iterator[tuple[int, list[str]]]:
+    """Pass the records on once their first text passes the CSV reader's test for binary data.
+
+    Text with a NUL between every letter is an old workbook decoded at the wrong
+    character width; it is refused as a CSV file holding it would be.
+    """
+    sample: list[tuple[int, list[str]]] = []
+    size = 0
+    for record in records:
+        sample.append(record)
+        size += sum(len(cell) for cell in record[1])
+        if size >= SAMPLE_BYTES:
+            break
+    try:
+        refuse_binary_text(path, "".join(cell for _, cells in sample for cell in cells))
+    except InputError as exc:
+        raise InputError(
+            f"{path} sheet {name!r} holds text with control characters (a NUL between "
+            "every letter, say), as when an old workbook is decoded at the wrong character width: "
+            "open it in Excel or LibreOffice and save it again as .xlsx."
+        ) from exc
+    yield from sample
+    yield from records
 
 
 def _ods_duration_text(text: str) -> str:

@@ -118,6 +118,17 @@ def write_dates() -> None:
     _write_zip("wb_dates.ods", buffer.getvalue())
 
 
+def write_nul_letters() -> None:
+    """Write an XLS whose strings have a NUL after every letter (UTF-16 read as bytes)."""
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("People")
+    rows = [["Name", "Mobile"], ["Ana Reyes", "09171234567"], ["Ben Cruz", "09181234567"]]
+    for number, cells in enumerate(rows):
+        for column, text in enumerate(cells):
+            sheet.write(number, column, "".join(letter + "\0" for letter in text))
+    book.save(str(HERE / "wb_nul_letters.xls"))
+
+
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
     cell = TableCell(valuetype="string")
@@ -129,6 +140,7 @@ def main() -> None:
     """Write every wb_* fixture."""
     write_late_column()
     write_dates()
+    write_nul_letters()
 
 
 if __name__ == "__main__":
