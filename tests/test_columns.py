@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-import pytest
+import json
 
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from bulkimport.cli import main
 from bulkimport.contacts import Field
 from bulkimport.errors import InputError
 from bulkimport.rows.columns import map_columns, parse_map
+from tests.conftest import DATA, SAMPLES
 
 
 @pytest.mark.parametrize(
@@ -108,3 +114,48 @@ def test_header_with_equals_sign_maps_on_the_last_one() -> None:
     override = parse_map("a=b=phone")
     assert override.header == "a=b"
     assert override.field is Field.PHONE
+
+
+def test_a_bare_id_in_a_file_without_phones_is_not_a_contact_id() -> None:
+    with pytest.raises(InputError) as caught:
+        map_columns(["id", "name", "age"])
+    message = str(caught.value)
+    assert "No phone or contact id column found among the headers 'id', 'name', 'age'" in message
+    assert "not an engageSPARK contacts export" in message
+    assert 'pass --map "id=id"' in message
+
+
+def test_a_bare_id_the_user_maps_is_the_contact_id() -> None:
+    mapping = map_columns(["id", "name", "age"], [parse_map("id=id")])
+    assert mapping.fields[Field.CONTACT_ID] == 0
+    assert mapping.ignored == ("age",)
+
+
+def test_a_bare_id_in_an_export_without_its_phone_columns_is_the_contact_id() -> None:
+    header = ["ID", "First Name", "Last Name", "Dialing Code", "Created Date", "Groups"]
+    assert map_columns(header).fields[Field.CONTACT_ID] == 0
+
+
+def test_the_sample_engagespark_export_still_reads_its_id_as_the_contact_id() -> None:
+    sheet = openpyxl.load_workbook(SAMPLES / "engagespark_export.xlsx", read_only=True).active
+    assert sheet is not None
+    header = [str(cell) for cell in next(sheet.iter_rows(max_row=1, values_only=True))]
+    mapping = map_columns(header)
+    assert header[mapping.fields[Field.CONTACT_ID]] == "ID"
+    assert header[mapping.fields[Field.PHONE]] == "Full Phone Number"
+
+
+def test_check_refuses_an_hr_export_with_a_bare_id_and_names_the_map() -> None:
+    result = CliRunner().invoke(main, ["check", str(DATA / "col_hr_ids.csv")])
+    assert result.exit_code == 2, result.output
+    assert "not an engageSPARK contacts export" in result.output
+    assert 'pass --map "id=id"' in result.output
+
+
+def test_check_takes_a_bare_id_the_user_maps() -> None:
+    result = CliRunner().invoke(
+        main, ["check", str(DATA / "col_hr_ids.csv"), "--map", "id=id", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["valid"] == 2

@@ -84,10 +84,15 @@ SYNONYMS: dict[Field, tuple[frozenset[str], ...]] = {
     Field.CONTACT_ID: (frozenset({"contactid", "engagesparkid", "engagesparkcontactid"}),),
 }
 
-# A bare "ID" column is an engageSPARK contact id only in an engageSPARK export
-# (which has "Full Phone Number"); in an HR tracker it is the applicant's own
-# number, and taking it for a contact id would subscribe strangers.
+# A bare "ID" column is an engageSPARK contact id only in a file shaped like an
+# engageSPARK contacts export, or when the user maps it (--map "ID=id"). In an
+# HR tracker or any other export it is the file's own number, and taking it for
+# a contact id would subscribe whoever holds those ids.
 BARE_ID = "id"
+# An export's phone column is "Full Phone Number"; an export whose phone columns
+# were deleted still has both of these.
+EXPORT_PHONE = "fullphonenumber"
+EXPORT_WITHOUT_PHONE = frozenset({"dialingcode", "createddate"})
 
 FIELD_ALIASES: dict[str, Field] = {
     **{f.value.lower(): f for f in Field},
@@ -200,12 +205,10 @@ def map_columns(header: Sequence[str], overrides: Sequence[MapOverride] = ()) ->
             fields[target] = chosen
             taken.add(chosen)
 
-    phone_is_export = Field.PHONE in fields and keys[fields[Field.PHONE]] == "fullphonenumber"
-    if Field.CONTACT_ID not in fields and (Field.PHONE not in fields or phone_is_export):
-        bare = [i for i, k in enumerate(keys) if k == BARE_ID and i not in taken]
-        if len(bare) == 1:
-            fields[Field.CONTACT_ID] = bare[0]
-            taken.add(bare[0])
+    bare = [i for i, k in enumerate(keys) if k == BARE_ID and i not in taken]
+    if Field.CONTACT_ID not in fields and len(bare) == 1 and _is_export(keys, fields):
+        fields[Field.CONTACT_ID] = bare[0]
+        taken.add(bare[0])
 
     if Field.FULL_NAME in fields and Field.FIRST_NAME in fields:
         # First/last columns are more precise than a combined one.
@@ -215,11 +218,26 @@ def map_columns(header: Sequence[str], overrides: Sequence[MapOverride] = ()) ->
     mapping = ColumnMapping(header, fields, custom, ignored)
     if not mapping.identifies_contacts:
         shown = listed([repr(h) for h in header if h]) or "(none)"
-        raise InputError(
+        message = (
             f"No phone or contact id column found among the headers {shown}: "
             'name it with --map, for example --map "Mobile No.=fullPhoneNumber".'
         )
+        if len(bare) == 1:
+            name = header[bare[0]]
+            message += (
+                f" The column {name!r} is not taken for engageSPARK contact ids, because "
+                "the file is not an engageSPARK contacts export; if those ids really are "
+                f'engageSPARK\'s, pass --map "{name}=id".'
+            )
+        raise InputError(message)
     return mapping
+
+
+def _is_export(keys: list[str], fields: dict[Field, int]) -> bool:
+    """Whether the header is shaped like an engageSPARK contacts export."""
+    if Field.PHONE in fields:
+        return keys[fields[Field.PHONE]] == EXPORT_PHONE
+    return set(keys) >= EXPORT_WITHOUT_PHONE
 
 
 def _find_header(header: tuple[str, ...], wanted: str) -> int:
