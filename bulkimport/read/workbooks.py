@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
@@ -45,7 +46,11 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
             index = _sheet_index(workbook, options.sheet, path)
             if zipped:  # an ODS has no XLSX worksheets, so this measures nothing there
                 check_xlsx_extent(path, index, workbook.sheet_names[index])
+            if workbook.sheets_metadata[index].typ != SheetTypeEnum.WorkSheet:
+                raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             sheet = _load_sheet(workbook, index, path)
+            if sheet.start is None:
+                raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             logger.info("Reading sheet %r of %s", sheet.name, path)
             records = _refuse_binary_strings(path, sheet.name, _sheet_records(sheet, ods=ods))
             header_row, header, rows = split_header(str(path), sheet.name, records)
@@ -162,6 +167,46 @@ def _load_sheet(workbook: CalamineWorkbook, index: int, path: Path) -> CalamineS
             f"{path} sheet {workbook.sheet_names[index]!r} cannot be read ({exc}): "
             "open the workbook in Excel or LibreOffice and save it again as .xlsx."
         ) from exc
+
+
+def _no_rows_message(workbook: CalamineWorkbook, index: int, path: Path, *, zipped: bool) -> str:
+    """Return what to do about a sheet without rows: the sheets that hold rows, by --sheet."""
+    name = workbook.sheet_names[index]
+    kind = workbook.sheets_metadata[index].typ
+    if kind == SheetTypeEnum.WorkSheet:
+        what = "is empty"
+    elif kind == SheetTypeEnum.ChartSheet:
+        what = "is a chart sheet"
+    else:
+        what = "is not a worksheet"
+    others = _sheets_with_rows(workbook, path, zipped=zipped)
+    if not others:
+        return (
+            f"{path} sheet {name!r} {what}, and no other sheet holds rows: "
+            "export the spreadsheet again with a header row and data rows."
+        )
+    listing = listed([repr(other) for other in others])
+    return (
+        f"{path} sheet {name!r} {what} (no rows): the sheets that hold rows are {listing}; "
+        f"pick one with --sheet {shlex.quote(others[0])}."
+    )
+
+
+def _sheets_with_rows(workbook: CalamineWorkbook, path: Path, *, zipped: bool) -> list[str]:
+    """Return the names of the worksheets that hold at least one cell, in workbook order."""
+    names: list[str] = []
+    for index, meta in enumerate(workbook.sheets_metadata):
+        if meta.typ != SheetTypeEnum.WorkSheet:
+            continue
+        try:
+            if zipped:
+                check_xlsx_extent(path, index, meta.name)
+            sheet = workbook.get_sheet_by_index(index)
+        except (InputError, CalamineError):
+            continue  # a sheet that cannot be read is no sheet to suggest
+        if sheet.start is not None:
+            names.append(meta.name)
+    return names
 
 
 def _first_visible_sheet(workbook: CalamineWorkbook) -> int:

@@ -129,6 +129,33 @@ def write_nul_letters() -> None:
     book.save(str(HERE / "wb_nul_letters.xls"))
 
 
+def write_sheets_without_rows() -> None:
+    """Write a chart sheet and an empty sheet before two sheets of people, in XLSX and ODS."""
+    workbook = _workbook()
+    empty = workbook.active
+    assert empty is not None
+    empty.title = "Empty"
+    workbook.create_chartsheet("Chart", 0)
+    for title in ("People", "More people"):
+        sheet = workbook.create_sheet(title)
+        sheet.append(["Name", "Mobile"])
+        sheet.append(["Ana", "09171234567"])
+    _save(workbook, "wb_sheets_without_rows.xlsx")
+
+    document = OpenDocumentSpreadsheet()
+    document.spreadsheet.addElement(Table(name="Empty"))
+    people = Table(name="More people")
+    for values in (["Name", "Mobile"], ["Ana", "09171234567"]):
+        row = TableRow()
+        for text in values:
+            row.addElement(_ods_text(text))
+        people.addElement(row)
+    document.spreadsheet.addElement(people)
+    buffer = io.BytesIO()
+    document.write(buffer)
+    _write_zip("wb_sheets_without_rows.ods", buffer.getvalue())
+
+
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
     cell = TableCell(valuetype="string")
@@ -141,6 +168,7 @@ def main() -> None:
     write_late_column()
     write_dates()
     write_nul_letters()
+    write_sheets_without_rows()
 
 
 if __name__ == "__main__":
