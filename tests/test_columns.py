@@ -159,3 +159,31 @@ def test_check_takes_a_bare_id_the_user_maps() -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["valid"] == 2
+
+
+def test_map_names_a_blank_header_as_column_n_counted_from_1() -> None:
+    mapping = map_columns(["Name", "", "Notes"], [parse_map("column 2=fullPhoneNumber")])
+    assert mapping.fields[Field.PHONE] == 1
+    assert mapping.describe() == [("Name", "fullName"), ("column 2", "fullPhoneNumber")]
+
+
+def test_a_header_really_called_column_n_is_matched_by_name() -> None:
+    mapping = map_columns(["column 3", "Name", "Notes"], [parse_map("Column 3=phone")])
+    assert mapping.fields[Field.PHONE] == 0
+
+
+def test_messages_name_blank_headers_as_column_n() -> None:
+    with pytest.raises(InputError) as caught:
+        map_columns(["Name", "", "Notes", ""])
+    assert "among the headers 'Name', column 2, 'Notes':" in str(caught.value)
+    with pytest.raises(InputError, match=r"not in the header \('Name', column 2, 'Notes'\)"):
+        map_columns(["Name", "", "Notes"], [parse_map("column 7=phone")])
+
+
+def test_check_maps_a_blank_header_column_by_its_number() -> None:
+    path = str(DATA / "col_blank_header.csv")
+    args = ["check", path, "--country", "PH", "--map", "column 2=fullPhoneNumber"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "columns used: Name → fullName, column 2 → fullPhoneNumber" in result.output
+    assert "valid 1 · invalid 0" in result.output

@@ -107,6 +107,7 @@ FIELD_ALIASES: dict[str, Field] = {
 }
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_COLUMN_NUMBER = re.compile(r"column\s*([0-9]+)", re.IGNORECASE)
 
 
 def header_key(header: str) -> str:
@@ -167,10 +168,10 @@ class ColumnMapping:
         return Field.PHONE in self.fields or Field.CONTACT_ID in self.fields
 
     def describe(self) -> list[tuple[str, str]]:
-        """Return (header, target) pairs in column order, for summaries."""
+        """Return (header, target) pairs in column order, for summaries (blank: ``column N``)."""
         targets: dict[int, str] = {i: f.value for f, i in self.fields.items()}
         targets.update({i: f"{CUSTOM_PREFIX}{name}" for name, i in self.custom.items()})
-        return [(self.header[i], targets[i]) for i in sorted(targets)]
+        return [(self.header[i] or f"column {i + 1}", targets[i]) for i in sorted(targets)]
 
 
 def map_columns(header: Sequence[str], overrides: Sequence[MapOverride] = ()) -> ColumnMapping:
@@ -217,7 +218,7 @@ def map_columns(header: Sequence[str], overrides: Sequence[MapOverride] = ()) ->
     ignored = tuple(h for i, h in enumerate(header) if i not in taken and h)
     mapping = ColumnMapping(header, fields, custom, ignored)
     if not mapping.identifies_contacts:
-        shown = listed([repr(h) for h in header if h]) or "(none)"
+        shown = _listed_columns(header) or "(none)"
         message = (
             f"No phone or contact id column found among the headers {shown}: "
             'name it with --map, for example --map "Mobile No.=fullPhoneNumber".'
@@ -240,12 +241,37 @@ def _is_export(keys: list[str], fields: dict[Field, int]) -> bool:
     return set(keys) >= EXPORT_WITHOUT_PHONE
 
 
+def column_name(header: Sequence[str], index: int) -> str:
+    """Return how messages name a column: its header quoted, or ``column N`` when blank."""
+    name = header[index]
+    return repr(name) if name else f"column {index + 1}"
+
+
+def _listed_columns(header: tuple[str, ...]) -> str:
+    """List the columns for a message, blank ones as ``column N``, up to the last named one."""
+    named = [i for i, name in enumerate(header) if name]
+    return listed([column_name(header, i) for i in range(named[-1] + 1)] if named else [])
+
+
 def _find_header(header: tuple[str, ...], wanted: str) -> int:
+    """Return the column ``--map`` names: by header, or ``column N`` (N from 1, column A).
+
+    ``column N`` is how reports name a column whose header cell is blank; it
+    also picks one of several columns with the same header (RapidPro's
+    repeated ``URN:Tel``). A header really called ``column N`` is matched by
+    name unless column N itself is blank.
+    """
+    position = _COLUMN_NUMBER.fullmatch(wanted.strip())
+    number = int(position.group(1)) if position else 0
+    if 1 <= number <= len(header) and not header[number - 1].strip():
+        return number - 1
     for exact in (True, False):
         for index, name in enumerate(header):
             if (name == wanted) if exact else (header_key(name) == header_key(wanted)):
                 return index
-    shown = listed([repr(h) for h in header if h])
+    if 1 <= number <= len(header):
+        return number - 1
+    shown = _listed_columns(header)
     raise InputError(f"--map names a column {wanted!r} that is not in the header ({shown}).")
 
 
