@@ -56,6 +56,12 @@ DEFAULT_REUSE = True  # try_using_existing=newest; False creates a contact every
 DEFAULT_SETTLE_SECONDS = 5.0  # a file changed more recently is still being written
 MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS = 0.0, 3600.0
 
+# --- finding the header -------------------------------------------------------------------
+
+DEFAULT_HEADER_ROW: int | None = None  # None: the first row that names a phone or contact id
+HEADER_SEARCH_ROWS = 20  # rows looked at for that header (title rows above it are skipped)
+MIN_HEADER_ROW, MAX_HEADER_ROW = 1, 1_048_576  # Excel's last row
+
 # --- reading CSV --------------------------------------------------------------------------
 
 # Names a person may give instead of the character itself (case does not matter).
@@ -108,6 +114,13 @@ def check_delimiter(delimiter: str | None, name: str = "delimiter") -> str | Non
             "use one such as , ; | or tab.",
         )
     return character
+
+
+def check_header_row(value: object, name: str = "header_row") -> int | None:
+    """Return the spreadsheet row number of the header (``None`` means find it)."""
+    if value is None:
+        return None
+    return _whole_number(value, name, MIN_HEADER_ROW, MAX_HEADER_ROW)
 
 
 # --- sending --------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def _print_check(summary: CheckSummary) -> None:
             for part in (
                 source.encoding and f"encoding {source.encoding}",
                 source.delimiter and f"delimiter {_show_delimiter(source.delimiter)}",
+                source.header_row != 1 and f"header found in row {source.header_row}",
             )
             if part
         )

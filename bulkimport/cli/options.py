@@ -15,6 +15,7 @@ from bulkimport.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LEDGER,
     DEFAULT_TIMEOUT,
+    HEADER_SEARCH_ROWS,
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     MAX_TIMEOUT,
@@ -27,6 +28,7 @@ from bulkimport.settings import (
     check_concurrency,
     check_delimiter,
     check_encoding,
+    check_header_row,
     check_timeout,
 )
 
@@ -72,6 +74,7 @@ API_URL = SettingType("an http(s) address", check_api_url)
 BATCH_SIZE = SettingType("a whole number", check_batch_size, int)
 CONCURRENCY = SettingType("a whole number", check_concurrency, int)
 TIMEOUT = SettingType("a number", check_timeout, float)
+HEADER_ROW = SettingType("a whole number", check_header_row, int)
 
 
 def input_options(command: F) -> F:
@@ -110,6 +113,13 @@ def input_options(command: F) -> F:
             help="CSV delimiter, when detection guesses wrong (; or tab, semicolon, pipe).",
         ),
         click.option(
+            "--header-row",
+            type=HEADER_ROW,
+            metavar="N",
+            help="The row that holds the column names (default: the first of the first "
+            f"{HEADER_SEARCH_ROWS} rows that names a phone or contact id column).",
+        ),
+        click.option(
             "--allow-possible",
             is_flag=True,
             help="Accept numbers that have a possible length but are not valid for their country.",
@@ -133,6 +143,7 @@ def import_options(
     maps: Sequence[str],
     encoding: str | None,
     delimiter: str | None,
+    header_row: int | None,
     allow_possible: bool,
     mobile_only: bool,
     allow_duplicates: bool,
@@ -157,6 +168,7 @@ def import_options(
         ),
         allow_duplicates=allow_duplicates,
         defaults=ContactDefaults(groups=tuple(groups), organization_id=organization),
+        header_row=header_row,
     )
 
 

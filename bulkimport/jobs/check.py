@@ -32,6 +32,7 @@ class SourceSummary:
     delimiter: str | None
     mapped: list[tuple[str, str]]
     ignored: tuple[str, ...]
+    header_row: int = 1
 
     @classmethod
     def of(cls, source: MappedSource) -> SourceSummary:
@@ -43,6 +44,7 @@ class SourceSummary:
             table.delimiter,
             source.mapping.describe(),
             source.mapping.ignored,
+            table.header_row,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +53,7 @@ class SourceSummary:
             "sheet": self.sheet,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
+            "header_row": self.header_row,
             "columns": dict(self.mapped),
             "ignored": list(self.ignored),
         }

@@ -90,7 +90,6 @@ def split_header(
             "export the spreadsheet again with a header row and data rows."
         )
     header_row, header_cells = first
-    header = tuple(cell.strip().removeprefix("\ufeff").strip() for cell in header_cells)
     first_data = next(filled, None)
     if first_data is None:
         raise InputError(
@@ -100,4 +99,9 @@ def split_header(
         SourceRow(source, sheet, number, tuple(cells))
         for number, cells in itertools.chain([first_data], filled)
     )
-    return header_row, header, rows
+    return header_row, header_names(header_cells), rows
+
+
+def header_names(cells: Sequence[str]) -> tuple[str, ...]:
+    """Return a header row's cells as column names: trimmed, without a byte-order mark."""
+    return tuple(cell.strip().removeprefix("\ufeff").strip() for cell in cells)

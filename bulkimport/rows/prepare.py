@@ -6,6 +6,8 @@ normalized, so a bad file stops the whole import before anything happens.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -13,14 +15,23 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from bulkimport.contacts import Contact, Problem, SourceRow
+from bulkimport.contacts import Contact, Field, Problem, SourceRow
 from bulkimport.errors import InputError
 from bulkimport.read.sources import ReadOptions, SourceTable, listed, open_source
-from bulkimport.rows.columns import ColumnMapping, MapOverride, map_columns
+from bulkimport.read.table import header_names
+from bulkimport.rows.columns import (
+    BARE_ID,
+    SYNONYMS,
+    ColumnMapping,
+    MapOverride,
+    header_key,
+    map_columns,
+)
 from bulkimport.rows.duplicates import Deduper
 from bulkimport.rows.normalize import ContactDefaults, RowNormalizer
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 from bulkimport.rows.workers import PhonePrefetch
+from bulkimport.settings import DEFAULT_HEADER_ROW, HEADER_SEARCH_ROWS, check_header_row
 
 FIRST_PROBLEMS = 20
 # From about this size (some 5,000 rows) phone numbers are parsed on other cores too.
@@ -37,6 +48,10 @@ class ImportOptions:
     allow_duplicates: bool = False
     defaults: ContactDefaults = ContactDefaults()
     workers: int | None = None  # processes for phone numbers: None = one per core, 1 = none
+    header_row: int | None = DEFAULT_HEADER_ROW  # the spreadsheet row of the header; None: find it
+
+    def __post_init__(self) -> None:
+        check_header_row(self.header_row)
 
 
 @dataclass(frozen=True)
@@ -114,11 +129,98 @@ def open_sources(paths: Sequence[Path], options: ImportOptions) -> Iterator[list
         for path in paths:
             table = stack.enter_context(open_source(path, options.read))
             try:
-                mapping = map_columns(table.header, options.overrides)
+                if options.header_row is None:
+                    source = _found_header(table, options.overrides)
+                else:
+                    source = _chosen_header(table, options.header_row, options.overrides)
             except InputError as error:
                 raise InputError(f"{table.source}: {error}{_other_sheets(table)}") from error
-            mapped.append(MappedSource(table, mapping))
+            mapped.append(source)
         yield mapped
+
+
+# The contact fields a header must map for its row to be the header.
+_IDENTIFYING = (Field.PHONE, Field.CONTACT_ID)
+_IDENTIFYING_KEYS = frozenset(
+    {BARE_ID}.union(*(tier for target in _IDENTIFYING for tier in SYNONYMS[target]))
+)
+
+
+def _found_header(table: SourceTable, overrides: Sequence[MapOverride]) -> MappedSource:
+    """Map the first row (within HEADER_SEARCH_ROWS) whose cells name a phone or contact id.
+
+    The first non-blank row is the header whenever it maps, or when it names
+    such a column but cannot be used (its error is the one to see). Otherwise
+    a later row is the header when it maps and every row above it has fewer
+    cells filled in (a title, a date, a note), so a data row is never taken.
+    """
+    try:
+        return MappedSource(table, map_columns(table.header, overrides))
+    except InputError as error:
+        if _names_identifier(table.header, overrides):
+            raise
+        first_error = error
+    widest_above = _filled(table.header)
+    for row in table.rows:
+        if row.row > HEADER_SEARCH_ROWS:
+            break
+        header = header_names(row.cells)
+        filled = _filled(header)
+        if filled > widest_above:
+            try:
+                mapping = map_columns(header, overrides)
+            except InputError:
+                if _names_identifier(header, overrides):
+                    raise
+            else:
+                return MappedSource(_reheaded(table, row.row, header, table.rows), mapping)
+        widest_above = max(widest_above, filled)
+    raise first_error
+
+
+def _chosen_header(
+    table: SourceTable, number: int, overrides: Sequence[MapOverride]
+) -> MappedSource:
+    """Map the row the user named as the header (``--header-row``, ``header_row``)."""
+    if number == table.header_row:
+        return MappedSource(table, map_columns(table.header, overrides))
+    if number > table.header_row:
+        for row in table.rows:
+            if row.row == number:
+                header = header_names(row.cells)
+                mapping = map_columns(header, overrides)
+                return MappedSource(_reheaded(table, number, header, table.rows), mapping)
+            if row.row > number:
+                break
+    raise InputError(
+        f"the header row {number} is blank or past the last row: "
+        f"give the row that holds the column names (the first non-blank row is {table.header_row})."
+    )
+
+
+def _reheaded(
+    table: SourceTable, number: int, header: tuple[str, ...], rows: Iterator[SourceRow]
+) -> SourceTable:
+    """Return the table with row ``number`` as its header and ``rows`` (those below) as data."""
+    first = next(rows, None)
+    if first is None:
+        raise InputError(
+            f"the header (row {number}) has no data rows below it: add the people below it."
+        )
+    return dataclasses.replace(
+        table, header=header, header_row=number, rows=itertools.chain([first], rows)
+    )
+
+
+def _names_identifier(header: Sequence[str], overrides: Sequence[MapOverride]) -> bool:
+    """Return whether a row names a phone or contact id column (by synonym or by --map)."""
+    keys = {header_key(name) for name in header}
+    chosen = {header_key(o.header) for o in overrides if o.field in _IDENTIFYING}
+    return bool(keys & (_IDENTIFYING_KEYS | chosen))
+
+
+def _filled(cells: Sequence[str]) -> int:
+    return sum(1 for cell in cells if cell.strip())
 
 
 def _other_sheets(table: SourceTable) -> str:
