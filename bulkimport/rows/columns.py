@@ -51,6 +51,8 @@ SYNONYMS: dict[Field, tuple[frozenset[str], ...]] = {
                 "numerodecelular",
                 "mobilenum",
                 "phonenum",
+                "urntel",  # RapidPro's contact export, once per number of the contact
+                "urnwhatsapp",
             }
         ),
     ),
@@ -287,9 +289,27 @@ def _best_tier_column(
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            names = " and ".join(repr(header[i]) for i in hits)
-            raise InputError(
-                f"Columns {names} could both be {target.value}: choose one with "
-                f'--map "{header[hits[0]]}={target.value}" (the other is then ignored).'
-            )
+            raise InputError(_conflict(header, hits, target))
     return None
+
+
+def _conflict(header: tuple[str, ...], hits: list[int], target: Field) -> str:
+    """Say which columns could all be ``target`` and how to choose one of them.
+
+    Columns that share a header (RapidPro writes ``URN:Tel`` once per number)
+    are told apart by their position, and chosen with ``column N``.
+    """
+    repeated = len({header[i] for i in hits}) < len(hits)
+    if repeated:
+        names = [f"{header[i]!r} (column {i + 1})" for i in hits]
+        choice = f"column {hits[0] + 1}"
+    else:
+        names = [repr(header[i]) for i in hits]
+        choice = header[hits[0]]
+    both = "both" if len(hits) == 2 else "all"
+    others = "other is" if len(hits) == 2 else "others are"
+    return (
+        f"Columns {' and '.join([', '.join(names[:-1]), names[-1]])} could {both} be "
+        f'{target.value}: choose one with --map "{choice}={target.value}" '
+        f"(the {others} then ignored)."
+    )

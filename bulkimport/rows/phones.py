@@ -116,6 +116,8 @@ _CLEANER = _Cleaner()
 _NOT_DIGITS = b" +-.()/,"
 
 _PLAIN = re.compile(r"\+?[0-9]+")
+# RapidPro writes numbers as URNs in some exports: tel:+250788123123, whatsapp:250788123123.
+_URN_SCHEME = re.compile(r"(?:tel|whatsapp):", re.IGNORECASE)
 _EXCEL_TEXT = re.compile(r'="(.*)"', re.DOTALL)  # ="0917..." keeps a leading zero in CSV
 _SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
 _FLOAT_TAIL = re.compile(r"([0-9]+)\.0")
@@ -166,6 +168,9 @@ class PhoneNormalizer:
         self._learned = dict(zip(raws, results, strict=True))
 
     def _normalize(self, raw: str) -> str | Rejected:
+        scheme = _URN_SCHEME.match(raw)
+        if scheme:
+            raw = raw[scheme.end() :]
         if _PLAIN.fullmatch(raw):
             plus = raw[0] == "+"
             digits = raw[1:] if plus else raw
