@@ -77,6 +77,8 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
 
 
 def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
+    if summary.dry_run:
+        return _dry_run_steps(summary)
     counts, hints = summary.counts, []
     where = str(results_path) if results_path else "`bulkimport results -o results.xlsx`"
     if counts["invalid"] or counts["duplicate"]:
@@ -97,4 +99,22 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
         hints.append("run the same command again to read the files to their end.")
     elif counts["pending"] or counts["unknown"] or counts["sending"]:
         hints.append("`bulkimport retry` sends the rows left pending or unknown.")
+    return hints
+
+
+def _dry_run_steps(summary: RunSummary) -> list[str]:
+    """A dry run records nothing: there is no ledger to retry or to write results from."""
+    hints = []
+    if summary.counts["invalid"] or summary.counts["duplicate"]:
+        hints.append(
+            "fix the invalid rows (`bulkimport check` with --report check.xlsx gives "
+            "every row's reason) and run the file again."
+        )
+    if summary.incomplete:
+        hints.append("run the same command again to read the files to their end.")
+    hints.append(
+        "to send, run the same command without --dry-run. A dry run only shows what "
+        f"`bulkimport {summary.command}` would send (the payloads above): it sends and "
+        "records nothing, so there is nothing to retry."
+    )
     return hints
