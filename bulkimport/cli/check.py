@@ -69,6 +69,8 @@ def _print_check(summary: CheckSummary) -> None:
         click.echo(shown(f"  columns used: {mapped}"))
         if source.ignored:
             click.echo(shown(f"  columns not used: {listed(source.ignored)}"))
+        if source.longer_rows:
+            click.echo(_longer_rows(source.longer_rows))
     tally = summary.tally
     counts = " · ".join(f"{v.value} {tally.verdicts[v]:,}" for v in Verdict)
     click.echo(f"\nRows read {tally.rows:,} · {counts}")
@@ -84,6 +86,13 @@ def _print_check(summary: CheckSummary) -> None:
         click.echo(f"\nReport written to {summary.report}")
     elif tally.problems:
         click.echo("\nFor every row with its reason: add --report check.xlsx")
+
+
+def _longer_rows(count: int) -> str:
+    rows = "1 row is" if count == 1 else f"{count:,} rows are"
+    return (
+        f"  {rows} longer than the header: the cells to its right are kept, after its last column"
+    )
 
 
 def _show_delimiter(delimiter: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ class SourceSummary:
     mapped: list[tuple[str, str]]
     ignored: tuple[str, ...]
     header_row: int = 1
+    longer_rows: int = 0  # rows with a cell to the right of the header
 
     @classmethod
-    def of(cls, source: MappedSource) -> SourceSummary:
+    def of(cls, source: MappedSource, widths: Widths) -> SourceSummary:
         table = source.table
         return cls(
             table.source,
@@ -45,6 +47,7 @@ class SourceSummary:
             source.mapping.describe(),
             source.mapping.ignored,
             table.header_row,
+            widths.longer[table.source],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +59,32 @@ class SourceSummary:
             "header_row": self.header_row,
             "columns": dict(self.mapped),
             "ignored": list(self.ignored),
+            "longer_rows": self.longer_rows,
         }
+
+
+@dataclass
+class Widths:
+    """How far rows reach to the right of their header, per source.
+
+    A cell beyond the header is kept (the report and the results file put it
+    after the last column); empty cells there do not count (a workbook pads
+    every row to the widest one).
+    """
+
+    headers: dict[str, int] = field(default_factory=dict)  # source -> header width
+    longer: Counter[str] = field(default_factory=Counter)  # source -> rows longer than header
+
+    def add(self, source: str, cells: Sequence[str]) -> None:
+        width = self.headers[source]
+        if len(cells) <= width:
+            return
+        if any(cells[width:]):
+            self.longer[source] += 1
+
+    @classmethod
+    def of(cls, sources: Sequence[MappedSource]) -> Widths:
+        return cls({s.table.source: len(s.table.header) for s in sources})
 
 
 @dataclass(frozen=True)
@@ -72,10 +100,15 @@ class CheckSummary:
         clean = self.tally.verdicts[Verdict.VALID] == self.tally.rows
         return ExitCode.OK if clean else ExitCode.ROWS_NEED_ATTENTION
 
+    @property
+    def longer_rows(self) -> int:
+        return sum(s.longer_rows for s in self.sources)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "sources": [s.to_json() for s in self.sources],
             "rows": self.tally.rows,
+            "longer_rows": self.longer_rows,
             **{v.value: self.tally.verdicts[v] for v in Verdict},
             "problems": dict(self.tally.problems),
             "first_problems": [vars(p) for p in self.tally.first_problems],
@@ -90,7 +123,8 @@ def check_files(
     """Validate every row of ``paths``; write a row-by-row report when asked."""
     tally = Tally()
     with open_sources(paths, options) as sources:
-        rows = _tallied(checked_rows(sources, options), tally)
+        widths = Widths.of(sources)
+        rows = _tallied(checked_rows(sources, options), tally, widths)
         if report is None:
             for _ in rows:
                 pass
@@ -107,12 +141,13 @@ def check_files(
                     *((v.value, tally.verdicts[v]) for v in Verdict),
                 ],
             )
-        return CheckSummary([SourceSummary.of(s) for s in sources], tally, report)
+        return CheckSummary([SourceSummary.of(s, widths) for s in sources], tally, report)
 
 
-def _tallied(rows: Iterator[CheckedRow], tally: Tally) -> Iterator[CheckedRow]:
+def _tallied(rows: Iterator[CheckedRow], tally: Tally, widths: Widths) -> Iterator[CheckedRow]:
     for checked in rows:
         tally.add(checked)
+        widths.add(checked.source_row.source, checked.source_row.cells)
         yield checked
 
 
