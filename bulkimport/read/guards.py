@@ -16,8 +16,9 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 from xml.parsers import expat
 
 from defusedxml import DefusedXmlException
@@ -82,6 +83,11 @@ _XLSX_VALUE_CELL = re.compile(
 # Any cell reference at all (styled empty cells too): a cheap upper bound of the extent.
 _XLSX_ANY_CELL = re.compile(rb'\br="([A-Z]{1,10})([0-9]{1,20})"')
 _XLSX_CARRY_BYTES = 1024  # longer than any match of _XLSX_VALUE_CELL
+# XLSB (binary workbook) records that matter for the extent: MS-XLSB 2.3.
+_XLSB_WORKBOOK = "xl/workbook.bin"
+_XLSB_BUNDLE_SHEET = 0x009C  # BrtBundleSh: one sheet of the workbook, with its relationship id
+_XLSB_ROW_HEADER = 0x0000  # BrtRowHdr: the cells after it are on this row
+_XLSB_VALUE_CELLS = frozenset(range(0x0002, 0x000C))  # numbers, errors, booleans, strings, formulas
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _ODS_TABLE = f"{_ODS_TABLE_NS} table"
@@ -165,9 +171,13 @@ def check_ole2_parses(
 
 
 def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SHEET_CELLS) -> None:
-    """Refuse an XLSX sheet whose last value lies so far out that it spans over ``max_cells``."""
+    """Refuse an XLSX or XLSB sheet whose last value lies so far out it spans over ``max_cells``."""
     try:
         with zipfile.ZipFile(path) as archive:
+            if _XLSB_WORKBOOK in archive.namelist():
+                rows, columns = _xlsb_extent(archive, index)
+                _refuse_large_sheet(path, name, rows, columns, max_cells)
+                return
             members = _xlsx_sheet_members(archive, index)
             rows, columns = 0, 0
             for member in members:
@@ -182,6 +192,89 @@ def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SH
             f"{path} is damaged or incomplete ({exc}): download or export it again."
         ) from exc
     _refuse_large_sheet(path, name, rows, columns, max_cells)
+
+
+def _xlsb_extent(archive: zipfile.ZipFile, index: int) -> tuple[int, int]:
+    """Return the rows and columns an XLSB sheet spans up to its last value cell.
+
+    An XLSB part is a stream of records (type, size, payload); a row header
+    gives the row, and a cell record starts with its column.
+    """
+    members = _xlsb_sheet_members(archive, index)
+    rows, columns = 0, 0
+    for member in members:
+        row = 0
+        with archive.open(member) as stream:
+            for kind, payload in _xlsb_records(stream):
+                if kind == _XLSB_ROW_HEADER and len(payload) >= 4:
+                    row = int.from_bytes(payload[:4], "little")
+                elif kind in _XLSB_VALUE_CELLS and len(payload) >= 4:
+                    rows = max(rows, row + 1)
+                    columns = max(columns, int.from_bytes(payload[:4], "little") + 1)
+    return rows, columns
+
+
+def _xlsb_sheet_members(archive: zipfile.ZipFile, index: int) -> list[str]:
+    """Return the zip member of the XLSB sheet at an index, or every worksheet if it is unclear."""
+    everything = [name for name in archive.namelist() if name.startswith("xl/worksheets/")]
+    try:
+        rels = SafeElementTree.fromstring(archive.read("xl/_rels/workbook.bin.rels"))
+        with archive.open(_XLSB_WORKBOOK) as stream:
+            sheets = [
+                payload for kind, payload in _xlsb_records(stream) if kind == _XLSB_BUNDLE_SHEET
+            ]
+    except (KeyError, SafeElementTree.ParseError, DefusedXmlException):
+        return everything
+    if index >= len(sheets) or len(sheets[index]) < 12:
+        return everything
+    length = int.from_bytes(sheets[index][8:12], "little")
+    rel_id = sheets[index][12 : 12 + 2 * length].decode("utf-16-le", errors="replace")
+    for rel in rels.iter():
+        if _local_name(rel.tag) == "Relationship" and rel.get("Id") == rel_id:
+            target = str(rel.get("Target", ""))
+            member = target[1:] if target.startswith("/") else posixpath.normpath("xl/" + target)
+            return [member] if member in archive.namelist() else everything
+    return everything
+
+
+def _xlsb_records(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield (record type, payload) per record of an XLSB part, until it ends or breaks off.
+
+    A record starts with its type (1 or 2 bytes) and its size (1 to 4 bytes), 7 bits
+    a byte, low bits first, the high bit saying another byte follows.
+    """
+    data, at = b"", 0
+    while True:
+        if len(data) - at < 6 + 1024:  # room for a record's head and a typical payload
+            data, at = data[at:] + stream.read(1024 * 1024), 0
+        head = _xlsb_head(data, at)
+        if head is None:
+            return
+        kind, size, at = head
+        while len(data) - at < size:
+            more = stream.read(max(size - (len(data) - at), 1024 * 1024))
+            if not more:
+                return
+            data, at = data[at:] + more, 0
+        yield kind, data[at : at + size]
+        at += size
+
+
+def _xlsb_head(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """Return a record's type, its size and where its payload starts; None at the end."""
+    numbers: list[int] = []
+    for most in (2, 4):
+        value = 0
+        for position in range(most):
+            if at >= len(data):
+                return None
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << (7 * position)
+            if not byte & 0x80:
+                break
+        numbers.append(value)
+    return numbers[0], numbers[1], at
 
 
 def _xlsx_sheet_members(archive: zipfile.ZipFile, index: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Spreadsheet readers: one sheet of a CSV/TSV/TXT or XLSX/XLSM/XLS/ODS file as text rows.
+"""Spreadsheet readers: one sheet of a CSV/TSV/TXT or XLSX/XLSM/XLSB/XLS/ODS file as text rows.
 
 :func:`open_source` finds the header (the first non-blank row) and streams the
 data rows below it as :class:`~bulkimport.contacts.SourceRow`, every cell as
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
-WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
+WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | WORKBOOK_SUFFIXES
 
 

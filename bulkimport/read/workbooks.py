@@ -1,4 +1,4 @@
-"""XLSX, XLSM, XLS and ODS workbooks through calamine: the sheet asked for, cells as text."""
+"""XLSX, XLSM, XLSB, XLS and ODS workbooks through calamine: the sheet asked for, cells as text."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def _load_workbook(path: Path, suffix: str, binary: BinaryIO, *, ole2: bool) -> 
     workbook; an OLE2 file that calamine can read is an old .xls with a new name.
     """
     protected = "is protected by a password: remove the password in Excel and save again."
-    ooxml = suffix in {".xlsx", ".xlsm"}
+    ooxml = suffix in {".xlsx", ".xlsm", ".xlsb"}
     try:
         return CalamineWorkbook.from_filelike(binary)
     except PasswordError as exc:

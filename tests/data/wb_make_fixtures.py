@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zipfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -156,6 +157,113 @@ def write_sheets_without_rows() -> None:
     _write_zip("wb_sheets_without_rows.ods", buffer.getvalue())
 
 
+def write_xlsb() -> None:
+    """Write binary workbooks (XLSB): a sheet of people, and one with a cell in XFD1048576."""
+    people: list[tuple[int, int, str | float]] = [
+        (0, 0, "Name"),
+        (0, 1, "Mobile"),
+        (1, 0, "Ana"),
+        (1, 1, 639171234570.0),
+        (2, 0, "Ben"),
+        (2, 1, "09181234567"),
+    ]
+    (HERE / "wb_people.xlsb").write_bytes(_xlsb("People", people))
+    far = [*people, (1_048_575, 16_383, "stray")]
+    (HERE / "wb_far_cell.xlsb").write_bytes(_xlsb("People", far))
+
+
+def _xlsb(name: str, cells: list[tuple[int, int, str | float]]) -> bytes:
+    """Return a minimal XLSB: one sheet of (row, column, value) cells, strings inline."""
+    book = b"".join(
+        [
+            _record(0x0083),  # BrtBeginBook
+            _record(0x008F),  # BrtBeginBundleShs
+            _record(0x009C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide(name)),
+            _record(0x0090),  # BrtEndBundleShs
+            _record(0x009D, bytes(14)),  # BrtCalcProp
+            _record(0x0084),  # BrtEndBook
+        ]
+    )
+    records: list[bytes] = []
+    row = -1
+    for number, column, value in cells:
+        if number != row:
+            records.append(_record(0x0000, struct.pack("<I", number) + bytes(13)))  # BrtRowHdr
+            row = number
+        head = struct.pack("<II", column, 0)
+        if isinstance(value, str):
+            records.append(_record(0x0006, head + _wide(value)))  # BrtCellSt
+        else:
+            records.append(_record(0x0005, head + struct.pack("<d", value)))  # BrtCellReal
+    last_row = max(number for number, _, _ in cells)
+    last_column = max(column for _, column, _ in cells)
+    sheet = b"".join(
+        [
+            _record(0x0081),  # BrtBeginSheet
+            _record(0x0094, struct.pack("<IIII", 0, last_row, 0, last_column)),  # BrtWsDim
+            _record(0x0091),  # BrtBeginSheetData
+            *records,
+            _record(0x0092),  # BrtEndSheetData
+            _record(0x0082),  # BrtEndSheet
+        ]
+    )
+    relationships = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    members = {
+        "[Content_Types].xml": (
+            b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            b'<Default Extension="rels" '
+            b'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            b'<Override PartName="/xl/workbook.bin" '
+            b'ContentType="application/vnd.ms-excel.sheet.binary.macroEnabled.main"/>'
+            b'<Override PartName="/xl/worksheets/sheet1.bin" '
+            b'ContentType="application/vnd.ms-excel.worksheet"/></Types>'
+        ),
+        "_rels/.rels": _relationships(f"{relationships}/officeDocument", "xl/workbook.bin"),
+        "xl/workbook.bin": book,
+        "xl/_rels/workbook.bin.rels": _relationships(
+            f"{relationships}/worksheet", "worksheets/sheet1.bin"
+        ),
+        "xl/worksheets/sheet1.bin": sheet,
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, payload in members.items():
+            info = zipfile.ZipInfo(member, FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, payload)
+    return out.getvalue()
+
+
+def _record(kind: int, payload: bytes = b"") -> bytes:
+    """Return one XLSB record: its type and size 7 bits a byte, low bits first, then payload."""
+    return _varint(kind) + _varint(len(payload)) + payload
+
+
+def _varint(number: int) -> bytes:
+    """Return a number 7 bits a byte, the high bit set on every byte but the last."""
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _wide(text: str) -> bytes:
+    """Return an XLSB wide string: its length in characters, then UTF-16 LE."""
+    return struct.pack("<I", len(text)) + text.encode("utf-16-le")
+
+
+def _relationships(kind: str, target: str) -> bytes:
+    """Return a relationships part with one relationship, rId1."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{kind}" Target="{target}"/></Relationships>'
+    ).encode()
+
+
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
     cell = TableCell(valuetype="string")
@@ -169,6 +277,7 @@ def main() -> None:
     write_dates()
     write_nul_letters()
     write_sheets_without_rows()
+    write_xlsb()
 
 
 if __name__ == "__main__":
