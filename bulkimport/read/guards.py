@@ -88,6 +88,14 @@ _XLSB_WORKBOOK = "xl/workbook.bin"
 _XLSB_BUNDLE_SHEET = 0x009C  # BrtBundleSh: one sheet of the workbook, with its relationship id
 _XLSB_ROW_HEADER = 0x0000  # BrtRowHdr: the cells after it are on this row
 _XLSB_VALUE_CELLS = frozenset(range(0x0002, 0x000C))  # numbers, errors, booleans, strings, formulas
+# Password protection: an ODS manifest names how each encrypted part was encrypted;
+# an encrypted XLSX is an OLE2 file with this stream; an encrypted XLS has a FILEPASS
+# record (0x002F) straight after the BIFF8 workbook globals BOF record.
+_ODS_MANIFEST = "META-INF/manifest.xml"
+MAX_MANIFEST_BYTES = 1024 * 1024
+_OLE2_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_XLS_FILEPASS = re.compile(rb"\x09\x08\x10\x00\x00\x06\x05\x00.{12}\x2f\x00", re.DOTALL)
+_OLE2_CARRY_BYTES = 64
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _ODS_TABLE = f"{_ODS_TABLE_NS} table"
@@ -108,6 +116,7 @@ def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
     binary.seek(0)
     if magic.startswith(ZIP_MAGIC):
         check_zip_limits(path)
+        _refuse_encrypted_ods(path)
         check_ods_extent(path)  # before opening: calamine reads every ODS table at once
         return True
     if not magic.startswith(OLE2_MAGIC):
@@ -115,8 +124,60 @@ def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
             f"{path} is not a real {suffix} workbook (perhaps a text or web page file "
             "renamed): open it in Excel or LibreOffice and save it as .xlsx."
         )
+    _refuse_encrypted_ole2(path, binary)
     check_ole2_parses(path)
     return False
+
+
+def protected_message(path: Path, application: str = "Excel") -> str:
+    """Return the one-sentence fix for a workbook that is protected by a password."""
+    return (
+        f"{path} is protected by a password: remove the password in {application} and save again."
+    )
+
+
+def _refuse_encrypted_ods(path: Path) -> None:
+    """Refuse an ODS whose manifest says its parts are encrypted (saved with a password)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if _ODS_MANIFEST not in archive.namelist():
+                return
+            with archive.open(_ODS_MANIFEST) as stream:
+                manifest = stream.read(MAX_MANIFEST_BYTES)
+    except _ZIP_READ_ERRORS as exc:
+        raise InputError(
+            f"{path} is damaged or incomplete ({exc}): download or export it again."
+        ) from exc
+    if b"encryption-data" in manifest:
+        raise InputError(protected_message(path, "LibreOffice"))
+
+
+def _refuse_encrypted_ole2(path: Path, binary: BinaryIO) -> None:
+    """Refuse an old-style workbook that is encrypted: a password-protected XLSX or XLS.
+
+    Excel stores an encrypted XLSX as an OLE2 file with an ``EncryptedPackage``
+    stream, and an encrypted XLS with a FILEPASS record right after the
+    workbook's first BOF record.
+    """
+    carry = b""
+    try:
+        while chunk := binary.read(1024 * 1024):
+            data = carry + chunk
+            if _OLE2_ENCRYPTED_PACKAGE in data or _XLS_FILEPASS.search(data):
+                raise InputError(protected_message(path))
+            carry = data[-_OLE2_CARRY_BYTES:]
+    finally:
+        binary.seek(0)
+
+
+def zip_damage(path: Path) -> str | None:
+    """Return what is damaged in a zip-based workbook (a member with a bad CRC), if anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except _ZIP_READ_ERRORS as exc:
+        return str(exc)
+    return f"bad CRC-32 for {bad}" if bad is not None else None
 
 
 def check_zip_limits(

@@ -22,7 +22,12 @@ from python_calamine import (
 )
 
 from bulkimport.errors import InputError
-from bulkimport.read.guards import check_container, check_xlsx_extent
+from bulkimport.read.guards import (
+    check_container,
+    check_xlsx_extent,
+    protected_message,
+    zip_damage,
+)
 from bulkimport.read.table import ReadOptions, SourceTable, listed, open_binary, split_header
 from bulkimport.read.text import SAMPLE_BYTES
 from bulkimport.read.text import _refuse_binary_text as refuse_binary_text
@@ -48,7 +53,7 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
                 check_xlsx_extent(path, index, workbook.sheet_names[index])
             if workbook.sheets_metadata[index].typ != SheetTypeEnum.WorkSheet:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
-            sheet = _load_sheet(workbook, index, path)
+            sheet = _load_sheet(workbook, index, path, zipped=zipped)
             if sheet.start is None:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             logger.info("Reading sheet %r of %s", sheet.name, path)
@@ -121,15 +126,20 @@ def _load_workbook(path: Path, suffix: str, binary: BinaryIO, *, ole2: bool) -> 
     An XLSX inside an OLE2 container is how Excel stores a password-protected
     workbook; an OLE2 file that calamine can read is an old .xls with a new name.
     """
-    protected = "is protected by a password: remove the password in Excel and save again."
     ooxml = suffix in {".xlsx", ".xlsm", ".xlsb"}
     try:
         return CalamineWorkbook.from_filelike(binary)
     except PasswordError as exc:
-        raise InputError(f"{path} {protected}") from exc
+        application = "LibreOffice" if suffix == ".ods" else "Excel"
+        raise InputError(protected_message(path, application)) from exc
     except CalamineError as exc:
         if ole2 and ooxml:
-            raise InputError(f"{path} {protected}") from exc
+            raise InputError(protected_message(path)) from exc
+        damage = None if ole2 else zip_damage(path)
+        if damage is not None:
+            raise InputError(
+                f"{path} is damaged or incomplete ({damage}): download or export it again."
+            ) from exc
         raise InputError(
             f"{path} cannot be read as a workbook ({exc}): "
             "open it in Excel or LibreOffice and save it again as .xlsx."
@@ -158,11 +168,18 @@ def _sheet_index(workbook: CalamineWorkbook, wanted: str | None, path: Path) -> 
     return folded.index(wanted.strip().casefold())
 
 
-def _load_sheet(workbook: CalamineWorkbook, index: int, path: Path) -> CalamineSheet:
+def _load_sheet(
+    workbook: CalamineWorkbook, index: int, path: Path, *, zipped: bool
+) -> CalamineSheet:
     """Return the sheet at an index, a parse error becoming an InputError."""
     try:
         return workbook.get_sheet_by_index(index)
     except CalamineError as exc:
+        damage = zip_damage(path) if zipped else None
+        if damage is not None:
+            raise InputError(
+                f"{path} is damaged or incomplete ({damage}): download or export it again."
+            ) from exc
         raise InputError(
             f"{path} sheet {workbook.sheet_names[index]!r} cannot be read ({exc}): "
             "open the workbook in Excel or LibreOffice and save it again as .xlsx."

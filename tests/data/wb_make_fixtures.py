@@ -264,6 +264,68 @@ def _relationships(kind: str, target: str) -> bytes:
     ).encode()
 
 
+def write_protected_and_damaged() -> None:
+    """Write a password-protected ODS and XLS, and an ODS whose manifest fails its CRC."""
+    document = OpenDocumentSpreadsheet()
+    table = Table(name="People")
+    for values in (["Name", "Mobile"], ["Ana", "09171234567"]):
+        row = TableRow()
+        for text in values:
+            row.addElement(_ods_text(text))
+        table.addElement(row)
+    document.spreadsheet.addElement(table)
+    buffer = io.BytesIO()
+    document.write(buffer)
+    plain = buffer.getvalue()
+    with zipfile.ZipFile(io.BytesIO(plain)) as archive:
+        manifest = archive.read("META-INF/manifest.xml")
+    # What LibreOffice writes for a part saved with a password; the part itself is ciphertext.
+    encryption = (
+        b'<manifest:encryption-data manifest:checksum-type="SHA1/1K" '
+        b'manifest:checksum="AAAAAAAAAAAAAAAAAAAAAAAAAAA=">'
+        b'<manifest:algorithm manifest:algorithm-name="Blowfish CFB" '
+        b'manifest:initialisation-vector="AAAAAAAAAAA="/>'
+        b'<manifest:key-derivation manifest:key-derivation-name="PBKDF2" '
+        b'manifest:iteration-count="1024" manifest:salt="AAAAAAAAAAAAAAAAAAAAAA=="/>'
+        b"</manifest:encryption-data>"
+    )
+    encrypted = re.sub(
+        rb'(<manifest:file-entry [^>]*manifest:full-path="content.xml"[^>]*?)\s*/>',
+        rb"\g<1>>" + encryption + rb"</manifest:file-entry>",
+        manifest,
+    )
+    assert encrypted != manifest
+    ciphertext = bytes((index * 151 + 7) % 256 for index in range(600))
+    _write_zip(
+        "wb_protected.ods",
+        plain,
+        {"META-INF/manifest.xml": encrypted, "content.xml": ciphertext},
+    )
+
+    _write_zip("wb_bad_crc.ods", plain)
+    damaged = (HERE / "wb_bad_crc.ods").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(damaged)) as archive:
+        crc = archive.getinfo("META-INF/manifest.xml").CRC
+    good, bad = crc.to_bytes(4, "little"), (crc ^ 1).to_bytes(4, "little")
+    assert damaged.count(good) == 2  # the local header and the central directory
+    (HERE / "wb_bad_crc.ods").write_bytes(damaged.replace(good, bad))
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("People")
+    for number, cells in enumerate([["Name", "Mobile"], ["Ana", "09171234567"]]):
+        for column, text in enumerate(cells):
+            sheet.write(number, column, text)
+    out = io.BytesIO()
+    book.save(out)
+    data = out.getvalue()
+    # xlwt writes INTERFACEHDR and MMS (12 bytes) after the BOF; a FILEPASS record
+    # (XOR obfuscation, 12 bytes) takes their place, as in a workbook saved with a password.
+    at = data.index(b"\xe1\x00\x02\x00")
+    assert data[at + 6 : at + 10] == b"\xc1\x00\x02\x00"
+    filepass = struct.pack("<HHHHHH", 0x002F, 8, 0, 0x1234, 0x5678, 0)
+    (HERE / "wb_protected.xls").write_bytes(data[:at] + filepass + data[at + 12 :])
+
+
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
     cell = TableCell(valuetype="string")
@@ -278,6 +340,7 @@ def main() -> None:
     write_nul_letters()
     write_sheets_without_rows()
     write_xlsb()
+    write_protected_and_damaged()
 
 
 if __name__ == "__main__":
