@@ -138,3 +138,18 @@ def test_a_run_reads_the_rows_below_the_found_header(tmp_path: Path, sandbox: Sa
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["rows"] == {"subscribed": 2, "invalid": 1}
     assert len(sandbox.subscriptions(1234)) == 2
+
+
+def test_the_nightly_key_header_row_chooses_the_header(tmp_path: Path) -> None:
+    from bulkimport.jobs.config import ConfigError, load_config
+
+    config = tmp_path / "import.toml"
+    config.write_text('engagement = 1234\ninputs = ["*.csv"]\nheader_row = 3\n', encoding="utf-8")
+    assert load_config(config).import_options().header_row == 3
+    config.write_text('engagement = 1234\ninputs = ["*.csv"]\nheader_row = 0\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    assert str(refused.value) == (
+        'import.toml line 3: "header_row" must be a whole number from 1 to 1048576, '
+        "not 0; fix the value."
+    )

@@ -30,6 +30,7 @@ from bulkimport.settings import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
+    DEFAULT_HEADER_ROW,
     DEFAULT_LEDGER,
     DEFAULT_REUSE,
     DEFAULT_SETTLE_SECONDS,
@@ -38,10 +39,12 @@ from bulkimport.settings import (
     ENCODING_MUST_BE,
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
+    MAX_HEADER_ROW,
     MAX_SETTLE_SECONDS,
     MAX_TIMEOUT,
     MIN_BATCH_SIZE,
     MIN_CONCURRENCY,
+    MIN_HEADER_ROW,
     MIN_SETTLE_SECONDS,
     MIN_TIMEOUT,
     SendSettings,
@@ -51,6 +54,7 @@ from bulkimport.settings import (
     check_concurrency,
     check_delimiter,
     check_encoding,
+    check_header_row,
     check_settle_seconds,
     check_timeout,
     seconds_range,
@@ -132,6 +136,7 @@ KEYS: Mapping[str, _Key] = {
     "sheet": _Key("a sheet name in quotes or a sheet number", lambda v: _is_text(v) or _is_int(v)),
     "encoding": _Key(ENCODING_MUST_BE, _is_text, check=check_encoding),
     "delimiter": _Key(DELIMITER_MUST_BE, check=check_delimiter),
+    "header_row": _Key(whole_number_range(MIN_HEADER_ROW, MAX_HEADER_ROW), check=check_header_row),
     "map": _Key('a table of "Header" = "field" lines', lambda v: isinstance(v, dict)),
     "batch_size": _Key(whole_number_range(MIN_BATCH_SIZE, MAX_BATCH_SIZE), check=check_batch_size),
     "concurrency": _Key(
@@ -172,6 +177,7 @@ class NightlyConfig:
     sheet: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    header_row: int | None = DEFAULT_HEADER_ROW
     maps: tuple[MapOverride, ...] = ()
     batch_size: int = DEFAULT_BATCH_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
@@ -217,6 +223,7 @@ class NightlyConfig:
             ),
             allow_duplicates=self.allow_duplicates,
             defaults=ContactDefaults(groups=self.groups, organization_id=self.organization),
+            header_row=self.header_row,
         )
 
     def show(self, path: Path) -> str:
@@ -294,6 +301,7 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
         sheet=None if sheet is None else str(sheet),
         encoding=checked.get("encoding"),
         delimiter=checked.get("delimiter"),
+        header_row=checked.get("header_row", DEFAULT_HEADER_ROW),
         maps=_maps(raw.get("map", {}), fail),
         batch_size=checked.get("batch_size", DEFAULT_BATCH_SIZE),
         concurrency=checked.get("concurrency", DEFAULT_CONCURRENCY),
