@@ -56,6 +56,7 @@ class Problem(StrEnum):
     ORGANIZATION_INVALID = "organization_invalid"
     EMAIL_INVALID = "email_invalid"
     CELL_TOO_LONG = "cell_too_long"
+    CELL_FORMULA_ERROR = "cell_formula_error"  # #N/A, #DIV/0!...: the formula failed
 
 
 @dataclass(frozen=True, slots=True)

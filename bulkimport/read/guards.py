@@ -96,6 +96,25 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 _OLE2_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _XLS_FILEPASS = re.compile(rb"\x09\x08\x10\x00\x00\x06\x05\x00.{12}\x2f\x00", re.DOTALL)
 _OLE2_CARRY_BYTES = 64
+# Formula error cells, which calamine reads as empty.
+_XLSX_ERROR_TYPE = b't="e"'
+_XLSX_ERROR_CELL = re.compile(
+    rb'<(?:\w+:)?c\s[^>]{0,200}?\br="([A-Z]{1,10})([0-9]{1,20})"[^>]{0,200}?\bt="e"[^>]{0,200}>'
+    rb"(?:(?!</(?:\w+:)?c>).){0,2000}?<(?:\w+:)?v>([^<]{1,30})</(?:\w+:)?v>",
+    re.DOTALL,
+)
+_XLSX_ERROR_CARRY_BYTES = 4096  # longer than any match of _XLSX_ERROR_CELL
+_XLSB_ERROR_CELLS = frozenset({0x0003, 0x000B})  # BrtCellError, BrtFmlaError
+_XLSB_ERRORS = {
+    0x00: "#NULL!",
+    0x07: "#DIV/0!",
+    0x0F: "#VALUE!",
+    0x17: "#REF!",
+    0x1D: "#NAME?",
+    0x24: "#NUM!",
+    0x2A: "#N/A",
+    0x2B: "#GETTING_DATA",
+}
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _ODS_TABLE = f"{_ODS_TABLE_NS} table"
@@ -273,6 +292,60 @@ def _xlsb_extent(archive: zipfile.ZipFile, index: int) -> tuple[int, int]:
                     rows = max(rows, row + 1)
                     columns = max(columns, int.from_bytes(payload[:4], "little") + 1)
     return rows, columns
+
+
+def error_cells(path: Path, index: int) -> dict[tuple[int, int], str]:
+    """Return the formula error cells (``#N/A``...) of an XLSX or XLSB sheet by (row, column).
+
+    calamine hands an error cell over as an empty one; the sheet's own XML (or
+    records) says which cells hold an error and which. Rows and columns count
+    from 0. An ODS or XLS gives nothing here.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if _XLSB_WORKBOOK in archive.namelist():
+                return _xlsb_error_cells(archive, index)
+            if "xl/workbook.xml" in archive.namelist():
+                return _xlsx_error_cells(archive, index)
+    except _ZIP_READ_ERRORS as exc:
+        raise InputError(
+            f"{path} is damaged or incomplete ({exc}): download or export it again."
+        ) from exc
+    return {}
+
+
+def _xlsx_error_cells(archive: zipfile.ZipFile, index: int) -> dict[tuple[int, int], str]:
+    """Return the error cells of an XLSX sheet: ``<c r="B2" t="e"><v>#N/A</v></c>``."""
+    found: dict[tuple[int, int], str] = {}
+    for member in _xlsx_sheet_members(archive, index):
+        carry = b""
+        with archive.open(member) as stream:
+            while chunk := stream.read(1024 * 1024):
+                data = carry + chunk
+                if _XLSX_ERROR_TYPE in data:
+                    for match in _XLSX_ERROR_CELL.finditer(data):
+                        letters, digits, value = match.groups()
+                        where = (int(digits) - 1, _column_number(letters) - 1)
+                        found[where] = value.decode("ascii", errors="replace")
+                carry = data[
+                    -_XLSX_CARRY_BYTES:
+                ]  # a cell cut by the chunk edge is matched next time
+    return found
+
+
+def _xlsb_error_cells(archive: zipfile.ZipFile, index: int) -> dict[tuple[int, int], str]:
+    """Return the error cells of an XLSB sheet: BrtCellError and BrtFmlaError records."""
+    found: dict[tuple[int, int], str] = {}
+    for member in _xlsb_sheet_members(archive, index):
+        row = 0
+        with archive.open(member) as stream:
+            for kind, payload in _xlsb_records(stream):
+                if kind == _XLSB_ROW_HEADER and len(payload) >= 4:
+                    row = int.from_bytes(payload[:4], "little")
+                elif kind in _XLSB_ERROR_CELLS and len(payload) >= 9:
+                    column = int.from_bytes(payload[:4], "little")
+                    found[(row, column)] = _XLSB_ERRORS.get(payload[8], "#VALUE!")
+    return found
 
 
 def _xlsb_sheet_members(archive: zipfile.ZipFile, index: int) -> list[str]:

@@ -37,11 +37,12 @@ from bulkimport.read.text import (
     open_delimited,
     sniff_delimiter,
 )
-from bulkimport.read.workbooks import cell_text, open_workbook
+from bulkimport.read.workbooks import EXCEL_ERRORS, cell_text, open_workbook
 
 __all__ = [
     "CSV_FIELD_SIZE_LIMIT",
     "DEFAULT_OPTIONS",
+    "EXCEL_ERRORS",
     "MAX_COMPRESSION_RATIO",
     "MAX_SHEET_CELLS",
     "MAX_UNCOMPRESSED_BYTES",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -25,6 +25,7 @@ from bulkimport.errors import InputError
 from bulkimport.read.guards import (
     check_container,
     check_xlsx_extent,
+    error_cells,
     protected_message,
     zip_damage,
 )
@@ -34,6 +35,11 @@ from bulkimport.read.text import _refuse_binary_text as refuse_binary_text
 
 logger = logging.getLogger(__name__)
 
+# What a cell whose formula failed shows, as read from a workbook or an exported CSV.
+EXCEL_ERRORS = frozenset(
+    {"#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!", "#GETTING_DATA"}
+    | {"#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
+)
 EXCEL_DIGITS = 15  # significant digits Excel keeps and shows of a number
 _ODS_DURATION = re.compile(r"(-?)PT([0-9]{1,9})H([0-9]{1,2})M([0-9]{1,2}(?:\.[0-9]{1,9})?)S")
 
@@ -57,28 +63,54 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
             if sheet.start is None:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             logger.info("Reading sheet %r of %s", sheet.name, path)
-            records = _refuse_binary_strings(path, sheet.name, _sheet_records(sheet, ods=ods))
+            errors = error_cells(path, index) if zipped and not ods else {}
+            records = _refuse_binary_strings(
+                path, sheet.name, _sheet_records(sheet, ods=ods, errors=errors)
+            )
             header_row, header, rows = split_header(str(path), sheet.name, records)
             yield SourceTable(
                 str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
             )
 
 
-def _sheet_records(sheet: CalamineSheet, *, ods: bool) -> Iterator[tuple[int, list[str]]]:
+def _sheet_records(
+    sheet: CalamineSheet, *, ods: bool, errors: Mapping[tuple[int, int], str]
+) -> Iterator[tuple[int, list[str]]]:
     """Yield (row number, cells as text) per row, the first cell always in column A.
 
     calamine's rows start at the sheet's first used column; the blanks before it
     are put back so that a cell's position is the one Excel shows. calamine hands
     an ODS duration of a day or more over as its ISO text (``PT255H10M10S``),
-    which becomes ``255:10:10`` as in the other formats.
+    which becomes ``255:10:10`` as in the other formats. ``errors`` holds the
+    formula error cells calamine reads as empty, by (row, column) from 0.
     """
     start = sheet.start
     before = [""] * (start[1] if start is not None else 0)
+    by_row = _errors_by_row(errors)
     for number, cells in enumerate(sheet.iter_rows(), start=1):
         texts = [value if type(value) is str else cell_text(value) for value in cells]
         if ods:
             texts = [_ods_duration_text(text) for text in texts]
-        yield number, [*before, *texts] if before else texts
+        cells_text = [*before, *texts] if before else texts
+        row_errors = by_row.get(number - 1)
+        if row_errors:
+            _put_errors(cells_text, row_errors)
+        yield number, cells_text
+
+
+def _errors_by_row(errors: Mapping[tuple[int, int], str]) -> dict[int, list[tuple[int, str]]]:
+    """Return formula error cells grouped by row: row -> [(column, error)]."""
+    by_row: dict[int, list[tuple[int, str]]] = {}
+    for (row, column), error in errors.items():
+        by_row.setdefault(row, []).append((column, error))
+    return by_row
+
+
+def _put_errors(cells: list[str], errors: list[tuple[int, str]]) -> None:
+    """Write a row's formula errors (``#N/A``...) into its cells, which calamine left empty."""
+    for column, error in errors:
+        cells.extend([""] * (column + 1 - len(cells)))
+        cells[column] = error
 
 
 def _refuse_binary_strings(

@@ -159,7 +159,7 @@ def write_sheets_without_rows() -> None:
 
 def write_xlsb() -> None:
     """Write binary workbooks (XLSB): a sheet of people, and one with a cell in XFD1048576."""
-    people: list[tuple[int, int, str | float]] = [
+    people: list[tuple[int, int, str | float | bytes]] = [
         (0, 0, "Name"),
         (0, 1, "Mobile"),
         (1, 0, "Ana"),
@@ -172,8 +172,11 @@ def write_xlsb() -> None:
     (HERE / "wb_far_cell.xlsb").write_bytes(_xlsb("People", far))
 
 
-def _xlsb(name: str, cells: list[tuple[int, int, str | float]]) -> bytes:
-    """Return a minimal XLSB: one sheet of (row, column, value) cells, strings inline."""
+def _xlsb(name: str, cells: list[tuple[int, int, str | float | bytes]]) -> bytes:
+    """Return a minimal XLSB: one sheet of (row, column, value) cells, strings inline.
+
+    A ``bytes`` value is an error cell, the byte its error code.
+    """
     book = b"".join(
         [
             _record(0x0083),  # BrtBeginBook
@@ -191,7 +194,9 @@ def _xlsb(name: str, cells: list[tuple[int, int, str | float]]) -> bytes:
             records.append(_record(0x0000, struct.pack("<I", number) + bytes(13)))  # BrtRowHdr
             row = number
         head = struct.pack("<II", column, 0)
-        if isinstance(value, str):
+        if isinstance(value, bytes):
+            records.append(_record(0x0003, head + value))  # BrtCellError
+        elif isinstance(value, str):
             records.append(_record(0x0006, head + _wide(value)))  # BrtCellSt
         else:
             records.append(_record(0x0005, head + struct.pack("<d", value)))  # BrtCellReal
@@ -326,6 +331,47 @@ def write_protected_and_damaged() -> None:
     (HERE / "wb_protected.xls").write_bytes(data[:at] + filepass + data[at + 12 :])
 
 
+def write_formula_errors() -> None:
+    """Write phone cells holding formula errors (a failed VLOOKUP...) in XLSX and XLSB."""
+    workbook = _workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "People"
+    sheet.append(["Name", "Mobile", "Note"])
+    sheet.append(["Ana", "09171234567", "ok"])
+    for name in ("Ben", "Cy", "Dee", "Eve"):
+        sheet.append([name, "0", "0"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml")
+    errors = {
+        "B3": ("VLOOKUP(A3,Phones!A:B,2,FALSE)", "#N/A"),
+        "B4": ("1/0", "#DIV/0!"),
+        "B5": ('A5+"x"', "#VALUE!"),
+        "C6": ("#REF!", "#REF!"),
+        "B6": (None, "#N/A"),
+    }
+    for ref, (formula, error) in errors.items():
+        cell = re.compile(rb'<c r="' + ref.encode() + rb'"[^>]*>.*?</c>')
+        kept = "<f>" + formula.replace('"', "&quot;") + "</f>" if formula else ""
+        xml, count = cell.subn(f'<c r="{ref}" t="e">{kept}<v>{error}</v></c>'.encode(), xml)
+        assert count == 1, ref
+    _write_zip("wb_formula_errors.xlsx", buffer.getvalue(), {"xl/worksheets/sheet1.xml": xml})
+
+    cells: list[tuple[int, int, str | float | bytes]] = [
+        (0, 0, "Name"),
+        (0, 1, "Mobile"),
+        (1, 0, "Ana"),
+        (1, 1, "09171234567"),
+        (2, 0, "Ben"),
+        (2, 1, b"\x2a"),  # BrtCellError #N/A
+        (3, 0, "Cy"),
+        (3, 1, b"\x07"),  # #DIV/0!
+    ]
+    (HERE / "wb_formula_errors.xlsb").write_bytes(_xlsb("People", cells))
+
+
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
     cell = TableCell(valuetype="string")
@@ -341,6 +387,7 @@ def main() -> None:
     write_sheets_without_rows()
     write_xlsb()
     write_protected_and_damaged()
+    write_formula_errors()
 
 
 if __name__ == "__main__":

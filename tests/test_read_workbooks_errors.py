@@ -1,0 +1,41 @@
+"""Formula error cells (#N/A from a failed VLOOKUP...) read as their text, not as empty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulkimport.contacts import Problem
+from bulkimport.read.sources import EXCEL_ERRORS, open_source
+
+DATA = Path(__file__).parent / "data"
+
+
+def read_rows(path: Path) -> list[tuple[int, tuple[str, ...]]]:
+    with open_source(path) as table:
+        return [(row.row, row.cells) for row in table.rows]
+
+
+def test_xlsx_error_cells_read_as_their_text() -> None:
+    assert read_rows(DATA / "wb_formula_errors.xlsx") == [
+        (2, ("Ana", "09171234567", "ok")),
+        (3, ("Ben", "#N/A", "0")),
+        (4, ("Cy", "#DIV/0!", "0")),
+        (5, ("Dee", "#VALUE!", "0")),
+        (6, ("Eve", "#N/A", "#REF!")),
+    ]
+
+
+def test_xlsb_error_cells_read_as_their_text() -> None:
+    assert read_rows(DATA / "wb_formula_errors.xlsb") == [
+        (2, ("Ana", "09171234567")),
+        (3, ("Ben", "#N/A")),
+        (4, ("Cy", "#DIV/0!")),
+    ]
+
+
+@pytest.mark.parametrize("text", ["#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!"])
+def test_error_literals_are_known(text: str) -> None:
+    assert text in EXCEL_ERRORS
+    assert Problem.CELL_FORMULA_ERROR == "cell_formula_error"
