@@ -39,3 +39,10 @@ def test_xlsb_error_cells_read_as_their_text() -> None:
 def test_error_literals_are_known(text: str) -> None:
     assert text in EXCEL_ERRORS
     assert Problem.CELL_FORMULA_ERROR == "cell_formula_error"
+
+
+def test_ods_error_cells_read_as_their_text() -> None:
+    assert read_rows(DATA / "wb_formula_errors.ods") == [
+        (2, ("Ana", "09171234567")),
+        (3, ("Ben", "#N/A")),
+    ]

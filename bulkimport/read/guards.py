@@ -17,6 +17,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 from xml.parsers import expat
@@ -124,10 +125,26 @@ _ODS_NAME = f"{_ODS_TABLE_NS} name"
 _ODS_ROWS_REPEATED = f"{_ODS_TABLE_NS} number-rows-repeated"
 _ODS_COLUMNS_REPEATED = f"{_ODS_TABLE_NS} number-columns-repeated"
 _ODS_VALUE_TYPE = f"{_ODS_OFFICE_NS} value-type"
+# LibreOffice marks a cell whose formula failed with calcext:value-type="error".
+_ODS_CALC_VALUE_TYPE = (
+    "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0 value-type"
+)
+_ODS_ERROR_REPEATS = 100  # repeats of an error cell noted, in each direction
+_ODS_ERROR_CHARS = 30
+
+ErrorCells = dict[tuple[int, int], str]  # formula error cells by (row, column), from 0
 
 
-def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
-    """Run the guards the workbook's container needs; return whether it is a zip (else OLE2).
+@dataclass(frozen=True)
+class Container:
+    """What the guards found out about a workbook file."""
+
+    zipped: bool  # a zip (XLSX, XLSM, XLSB, ODS), else OLE2 (XLS)
+    ods_errors: tuple[ErrorCells, ...] = ()  # an ODS's formula error cells, per table
+
+
+def check_container(path: Path, suffix: str, binary: BinaryIO) -> Container:
+    """Run the guards the workbook's container needs; say whether it is a zip (else OLE2).
 
     Refuses a file that is neither, such as a text or web page file renamed.
     """
@@ -136,8 +153,8 @@ def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
     if magic.startswith(ZIP_MAGIC):
         check_zip_limits(path)
         _refuse_encrypted_ods(path)
-        check_ods_extent(path)  # before opening: calamine reads every ODS table at once
-        return True
+        # Before opening: calamine reads every ODS table at once.
+        return Container(zipped=True, ods_errors=tuple(check_ods_extent(path)))
     if not magic.startswith(OLE2_MAGIC):
         raise InputError(
             f"{path} is not a real {suffix} workbook (perhaps a text or web page file "
@@ -145,7 +162,7 @@ def check_container(path: Path, suffix: str, binary: BinaryIO) -> bool:
         )
     _refuse_encrypted_ole2(path, binary)
     check_ole2_parses(path)
-    return False
+    return Container(zipped=False)
 
 
 def protected_message(path: Path, application: str = "Excel") -> str:
@@ -294,7 +311,7 @@ def _xlsb_extent(archive: zipfile.ZipFile, index: int) -> tuple[int, int]:
     return rows, columns
 
 
-def error_cells(path: Path, index: int) -> dict[tuple[int, int], str]:
+def error_cells(path: Path, index: int) -> ErrorCells:
     """Return the formula error cells (``#N/A``...) of an XLSX or XLSB sheet by (row, column).
 
     calamine hands an error cell over as an empty one; the sheet's own XML (or
@@ -466,19 +483,21 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def check_ods_extent(path: Path, max_cells: int = MAX_SHEET_CELLS) -> None:
+def check_ods_extent(path: Path, max_cells: int = MAX_SHEET_CELLS) -> list[ErrorCells]:
     """Refuse an ODS file with damaged XML or a table whose repeats expand past ``max_cells``.
 
     Also keeps malformed XML away from calamine, which loops forever on a table
-    that never ends.
+    that never ends. Returns each table's formula error cells (which calamine
+    reads as empty), in table order.
     """
     with zipfile.ZipFile(path) as archive:
         if "content.xml" not in archive.namelist():
-            return
+            return []
         extent = _OdsExtent()
         parser = expat.ParserCreate(namespace_separator=" ")
         parser.StartElementHandler = extent.start
         parser.EndElementHandler = extent.end
+        parser.CharacterDataHandler = extent.text
         parser.EntityDeclHandler = _refuse_entity
         try:
             with archive.open("content.xml") as stream:
@@ -489,6 +508,7 @@ def check_ods_extent(path: Path, max_cells: int = MAX_SHEET_CELLS) -> None:
             ) from exc
     for name, rows, columns in extent.tables:
         _refuse_large_sheet(path, name, rows, columns, max_cells)
+    return extent.errors
 
 
 def _refuse_entity(*_: object) -> None:
@@ -501,6 +521,9 @@ class _OdsExtent:
 
     def __init__(self) -> None:
         self.tables: list[tuple[str, int, int]] = []
+        self.errors: list[ErrorCells] = []  # per table: formula error cells by (row, column)
+        self._error_at: list[tuple[int, int]] = []
+        self._error_text: list[str] = []
         self._name = ""
         self._row = self._rows = self._columns = 0
         self._row_repeat = self._column = 0
@@ -511,20 +534,40 @@ class _OdsExtent:
         if tag == _ODS_TABLE:
             self._name = attributes.get(_ODS_NAME, "")
             self._row = self._rows = self._columns = 0
+            self.errors.append({})
         elif tag == _ODS_ROW:
             self._row_repeat = int(attributes.get(_ODS_ROWS_REPEATED, "1"))
             self._column = 0
             self._row_has_value = False
         elif tag in _ODS_CELLS:
             repeat = int(attributes.get(_ODS_COLUMNS_REPEATED, "1"))
+            if attributes.get(_ODS_CALC_VALUE_TYPE) == "error":
+                self._note_error(repeat)
             self._column += repeat
             if _ODS_VALUE_TYPE in attributes:
                 self._columns = max(self._columns, self._column)
                 self._row_has_value = True
 
+    def _note_error(self, repeat: int) -> None:
+        """Start collecting the text of an error cell (``#N/A``), repeats and all."""
+        rows = range(self._row, self._row + min(self._row_repeat, _ODS_ERROR_REPEATS))
+        columns = range(self._column, self._column + min(repeat, _ODS_ERROR_REPEATS))
+        self._error_at = [(row, column) for row in rows for column in columns]
+        self._error_text = []
+
+    def text(self, data: str) -> None:
+        """Collect the text of an error cell."""
+        if self._error_at:
+            self._error_text.append(data)
+
     def end(self, tag: str) -> None:
-        """Close a row (its repeats count if it holds a value) or a table."""
-        if tag == _ODS_ROW:
+        """Close an error cell, a row (its repeats count if it holds a value) or a table."""
+        if tag in _ODS_CELLS and self._error_at:
+            text = "".join(self._error_text).strip()[:_ODS_ERROR_CHARS]
+            if self.errors and text:
+                self.errors[-1].update(dict.fromkeys(self._error_at, text))
+            self._error_at = []
+        elif tag == _ODS_ROW:
             self._row += self._row_repeat
             if self._row_has_value:
                 self._rows = self._row

@@ -23,6 +23,8 @@ from python_calamine import (
 
 from bulkimport.errors import InputError
 from bulkimport.read.guards import (
+    Container,
+    ErrorCells,
     check_container,
     check_xlsx_extent,
     error_cells,
@@ -50,7 +52,8 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
     if options.encoding is not None or options.delimiter is not None:
         logger.warning("Ignoring the encoding and delimiter options for workbook %s", path)
     with open_binary(path) as binary:
-        zipped = check_container(path, suffix, binary)
+        container = check_container(path, suffix, binary)
+        zipped = container.zipped
         workbook = _load_workbook(path, suffix, binary, ole2=not zipped)
         ods = suffix == ".ods"
         with workbook:
@@ -63,7 +66,7 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
             if sheet.start is None:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             logger.info("Reading sheet %r of %s", sheet.name, path)
-            errors = error_cells(path, index) if zipped and not ods else {}
+            errors = _error_cells(path, index, container)
             records = _refuse_binary_strings(
                 path, sheet.name, _sheet_records(sheet, ods=ods, errors=errors)
             )
@@ -71,6 +74,15 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
             yield SourceTable(
                 str(path), sheet.name, header, header_row, rows, sheets=tuple(workbook.sheet_names)
             )
+
+
+def _error_cells(path: Path, index: int, container: Container) -> ErrorCells:
+    """Return the formula error cells of the sheet at an index, which calamine reads as empty."""
+    if not container.zipped:
+        return {}  # an XLS keeps them in BIFF records that are not read here
+    if container.ods_errors:
+        return container.ods_errors[index] if index < len(container.ods_errors) else {}
+    return error_cells(path, index)
 
 
 def _sheet_records(

@@ -371,6 +371,35 @@ def write_formula_errors() -> None:
     ]
     (HERE / "wb_formula_errors.xlsb").write_bytes(_xlsb("People", cells))
 
+    # LibreOffice writes an error cell as an empty string marked calcext:value-type="error".
+    document = OpenDocumentSpreadsheet()
+    table = Table(name="People")
+    for values in (["Name", "Mobile"], ["Ana", "09171234567"], ["Ben", "ERROR"]):
+        row = TableRow()
+        for text in values:
+            row.addElement(_ods_text(text))
+        table.addElement(row)
+    document.spreadsheet.addElement(table)
+    buffer = io.BytesIO()
+    document.write(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        content = archive.read("content.xml")
+    calcext = b"urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0"
+    content = content.replace(
+        b"<office:document-content ",
+        b'<office:document-content xmlns:calcext="' + calcext + b'" ',
+        1,
+    )
+    content, count = re.subn(
+        rb"<table:table-cell [^>]*><text:p>ERROR</text:p></table:table-cell>",
+        b'<table:table-cell table:formula="of:=VLOOKUP([.A3];$Phones.A:B;2;0)" '
+        b'office:value-type="string" office:string-value="" calcext:value-type="error">'
+        b"<text:p>#N/A</text:p></table:table-cell>",
+        content,
+    )
+    assert count == 1
+    _write_zip("wb_formula_errors.ods", buffer.getvalue(), {"content.xml": content})
+
 
 def _ods_text(text: str) -> TableCell:
     """Return an ODS string cell."""
