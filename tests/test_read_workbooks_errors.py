@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,16 @@ def test_ods_error_cells_read_as_their_text() -> None:
         (2, ("Ana", "09171234567")),
         (3, ("Ben", "#N/A")),
     ]
+
+
+def test_xlsx_error_cell_with_its_type_before_its_reference(tmp_path: Path) -> None:
+    source = DATA / "wb_formula_errors.xlsx"
+    path = tmp_path / "type_first.xlsx"
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(path, "w") as target:
+        for member in archive.infolist():
+            payload = archive.read(member)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                payload = payload.replace(b'<c r="B3" t="e">', b'<c t="e" s="0" r="B3">')
+            target.writestr(member, payload)
+
+    assert read_rows(path)[1] == (3, ("Ben", "#N/A", "0"))

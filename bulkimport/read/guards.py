@@ -100,7 +100,7 @@ _OLE2_CARRY_BYTES = 64
 # Formula error cells, which calamine reads as empty.
 _XLSX_ERROR_TYPE = b't="e"'
 _XLSX_ERROR_CELL = re.compile(
-    rb'<(?:\w+:)?c\s[^>]{0,200}?\br="([A-Z]{1,10})([0-9]{1,20})"[^>]{0,200}?\bt="e"[^>]{0,200}>'
+    rb'<(?:\w+:)?c\s(?=[^>]{0,400}?\bt="e")[^>]{0,400}?\br="([A-Z]{1,10})([0-9]{1,20})"[^>]{0,400}>'
     rb"(?:(?!</(?:\w+:)?c>).){0,2000}?<(?:\w+:)?v>([^<]{1,30})</(?:\w+:)?v>",
     re.DOTALL,
 )
