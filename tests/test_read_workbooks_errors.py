@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bulkimport.contacts import Problem
+from bulkimport.read.guards import xls_error_cells
 from bulkimport.read.sources import EXCEL_ERRORS, open_source
 
 DATA = Path(__file__).parent / "data"
@@ -60,3 +61,19 @@ def test_xlsx_error_cell_with_its_type_before_its_reference(tmp_path: Path) -> N
             target.writestr(member, payload)
 
     assert read_rows(path)[1] == (3, ("Ben", "#N/A", "0"))
+
+
+def test_xls_error_cells_read_as_their_text() -> None:
+    assert read_rows(DATA / "wb_formula_errors.xls") == [
+        (2, ("Ana", "09171234567")),
+        (3, ("Ben", "#N/A")),
+        (4, ("Cy", "#DIV/0!")),
+    ]
+
+
+@pytest.mark.parametrize("cut", [0, 100, 512, 1500, 3000])
+def test_xls_error_scan_of_a_cut_file_finds_nothing(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "cut.xls"
+    path.write_bytes((DATA / "wb_formula_errors.xls").read_bytes()[:cut])
+
+    assert xls_error_cells(path, 0) == {}

@@ -12,6 +12,7 @@ import logging
 import lzma
 import posixpath
 import re
+import struct
 import subprocess
 import sys
 import zipfile
@@ -116,6 +117,22 @@ _XLSB_ERRORS = {
     0x2A: "#N/A",
     0x2B: "#GETTING_DATA",
 }
+# XLS (BIFF8) records holding formula errors, and the OLE2 container around them.
+_BIFF_BOUNDSHEET = 0x0085
+_BIFF_EOF = 0x000A
+_BIFF_BOOLERR = 0x0205
+_BIFF_FORMULA = 0x0006
+_BIFF_ERRORS = {
+    0x00: "#NULL!",
+    0x07: "#DIV/0!",
+    0x0F: "#VALUE!",
+    0x17: "#REF!",
+    0x1D: "#NAME?",
+    0x24: "#NUM!",
+    0x2A: "#N/A",
+}
+_OLE2_MAX_SECTOR = 0xFFFFFFFA  # larger numbers mark the end of a chain, free or FAT sectors
+_OLE2_MAX_CHAIN = 1 << 20
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 _ODS_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _ODS_TABLE = f"{_ODS_TABLE_NS} table"
@@ -329,6 +346,105 @@ def error_cells(path: Path, index: int) -> ErrorCells:
             f"{path} is damaged or incomplete ({exc}): download or export it again."
         ) from exc
     return {}
+
+
+def xls_error_cells(path: Path, index: int) -> ErrorCells:
+    """Return the formula error cells of an XLS sheet: BOOLERR and FORMULA records.
+
+    Reads the OLE2 file's ``Workbook`` stream; anything unexpected (a damaged
+    or unusual file) gives no error cells rather than a failure, since calamine
+    has already read the same file.
+    """
+    try:
+        stream = _ole2_stream(path.read_bytes(), ("Workbook", "Book"))
+    except (OSError, ValueError, IndexError, struct.error):
+        return {}
+    if stream is None:
+        return {}
+    offsets = [
+        int.from_bytes(payload[:4], "little")
+        for kind, payload in _biff_records(stream, 0)
+        if kind == _BIFF_BOUNDSHEET and len(payload) >= 6
+    ]
+    if index >= len(offsets):
+        return {}
+    found: ErrorCells = {}
+    for kind, payload in _biff_records(stream, offsets[index]):
+        if kind == _BIFF_EOF:
+            break
+        if (len(payload) < 14 and kind == _BIFF_FORMULA) or len(payload) < 8:
+            continue
+        row, column = struct.unpack_from("<HH", payload)
+        if kind == _BIFF_BOOLERR and payload[7] == 1:
+            found[(row, column)] = _BIFF_ERRORS.get(payload[6], "#VALUE!")
+        elif kind == _BIFF_FORMULA and payload[6] == 2 and payload[12:14] == b"\xff\xff":
+            found[(row, column)] = _BIFF_ERRORS.get(payload[8], "#VALUE!")
+    return found
+
+
+def _biff_records(stream: bytes, at: int) -> Iterator[tuple[int, bytes]]:
+    """Yield (record type, payload) per BIFF record from an offset, until the stream ends."""
+    while at + 4 <= len(stream):
+        kind, size = struct.unpack_from("<HH", stream, at)
+        yield kind, stream[at + 4 : at + 4 + size]
+        at += 4 + size
+
+
+def _ole2_stream(data: bytes, names: tuple[str, ...]) -> bytes | None:
+    """Return the first stream of an OLE2 (compound) file named one of ``names``, if any."""
+    sector_size = 1 << struct.unpack_from("<H", data, 30)[0]
+    mini_size = 1 << struct.unpack_from("<H", data, 32)[0]
+    (directory_start,) = struct.unpack_from("<I", data, 48)
+    cutoff, mini_fat_start, _, difat_start, difat_count = struct.unpack_from("<IIIII", data, 56)
+    if not 128 <= sector_size <= 65536 or not 16 <= mini_size <= sector_size:
+        return None
+
+    def sector(number: int) -> bytes:
+        start = (number + 1) * sector_size
+        if start >= len(data):
+            raise ValueError("sector past the end")
+        return data[start : start + sector_size]
+
+    fat_sectors = [n for n in struct.unpack_from("<109I", data, 76) if n < _OLE2_MAX_SECTOR]
+    for _ in range(min(difat_count, _OLE2_MAX_CHAIN)):
+        if difat_start >= _OLE2_MAX_SECTOR:
+            break
+        difat = struct.unpack(f"<{sector_size // 4}I", sector(difat_start))
+        fat_sectors += [n for n in difat[:-1] if n < _OLE2_MAX_SECTOR]
+        difat_start = difat[-1]
+    fat = [
+        n for number in fat_sectors for n in struct.unpack(f"<{sector_size // 4}I", sector(number))
+    ]
+
+    def chain(start: int) -> bytes:
+        parts: list[bytes] = []
+        while start < _OLE2_MAX_SECTOR and len(parts) <= len(fat):
+            parts.append(sector(start))
+            start = fat[start]
+        return b"".join(parts)
+
+    directory = chain(directory_start)
+    entries = [directory[at : at + 128] for at in range(0, len(directory) - 127, 128)]
+    if not entries:
+        return None
+    (root_start,) = struct.unpack_from("<I", entries[0], 116)
+    for entry in entries:
+        length, kind = struct.unpack_from("<HB", entry, 64)
+        name = entry[: max(length - 2, 0)].decode("utf-16-le", errors="replace")
+        if kind != 2 or name not in names:
+            continue
+        start, size = struct.unpack_from("<IQ", entry, 116)
+        if size >= cutoff:
+            return chain(start)[:size]
+        mini_stream = chain(root_start)
+        mini_fat_bytes = chain(mini_fat_start)
+        mini_fat = struct.unpack(f"<{len(mini_fat_bytes) // 4}I", mini_fat_bytes)
+        parts: list[bytes] = []
+        while start < _OLE2_MAX_SECTOR and len(parts) <= len(mini_fat):
+            parts.append(mini_stream[start * mini_size : (start + 1) * mini_size])
+            start = mini_fat[start]
+        return b"".join(parts)[:size]
+    return None
 
 
 def _xlsx_error_cells(archive: zipfile.ZipFile, index: int) -> dict[tuple[int, int], str]:

@@ -29,6 +29,7 @@ from bulkimport.read.guards import (
     check_xlsx_extent,
     error_cells,
     protected_message,
+    xls_error_cells,
     zip_damage,
 )
 from bulkimport.read.table import ReadOptions, SourceTable, listed, open_binary, split_header
@@ -79,7 +80,7 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
 def _error_cells(path: Path, index: int, container: Container) -> ErrorCells:
     """Return the formula error cells of the sheet at an index, which calamine reads as empty."""
     if not container.zipped:
-        return {}  # an XLS keeps them in BIFF records that are not read here
+        return xls_error_cells(path, index)
     if container.ods_errors:
         return container.ods_errors[index] if index < len(container.ods_errors) else {}
     return error_cells(path, index)

@@ -371,6 +371,17 @@ def write_formula_errors() -> None:
     ]
     (HERE / "wb_formula_errors.xlsb").write_bytes(_xlsb("People", cells))
 
+    book = xlwt.Workbook(encoding="utf-8")
+    legacy = book.add_sheet("People")
+    for number, (name, phone) in enumerate([("Name", "Mobile"), ("Ana", "09171234567")]):
+        legacy.write(number, 0, name)
+        legacy.write(number, 1, phone)
+    legacy.write(2, 0, "Ben")
+    legacy.row(2).set_cell_error(1, 0x2A)  # #N/A
+    legacy.write(3, 0, "Cy")
+    legacy.row(3).set_cell_error(1, 0x07)  # #DIV/0!
+    book.save(str(HERE / "wb_formula_errors.xls"))
+
     # LibreOffice writes an error cell as an empty string marked calcext:value-type="error".
     document = OpenDocumentSpreadsheet()
     table = Table(name="People")
