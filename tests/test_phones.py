@@ -69,6 +69,8 @@ CASES = [
     ("tab inside", PhonePolicy("KE"), "0712\t123456", "254712123456"),
     # rejections
     ("empty", PH, "", Problem.PHONE_MISSING),
+    ("a failed VLOOKUP", PH, "#N/A", Problem.CELL_FORMULA_ERROR),
+    ("a division by zero", PH, " #DIV/0! ", Problem.CELL_FORMULA_ERROR),
     ("blank", PH, "  \u00a0 ", Problem.PHONE_MISSING),
     ("dash for none", PH, "-", Problem.PHONE_MISSING),
     ("letters", PH, "call the office", Problem.PHONE_NOT_A_NUMBER),

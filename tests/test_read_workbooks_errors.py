@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -77,3 +78,20 @@ def test_xls_error_scan_of_a_cut_file_finds_nothing(tmp_path: Path, cut: int) ->
     path.write_bytes((DATA / "wb_formula_errors.xls").read_bytes()[:cut])
 
     assert xls_error_cells(path, 0) == {}
+
+
+def test_check_gives_a_formula_error_in_the_phone_column_its_own_code() -> None:
+    from click.testing import CliRunner
+
+    from bulkimport.cli import main
+
+    result = CliRunner().invoke(
+        main, ["check", str(DATA / "wb_formula_errors.xlsx"), "--country", "PH", "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["problems"] == {"cell_formula_error": 4}
+    assert summary["first_problems"][0]["message"] == (
+        "The phone cell holds a formula error #N/A: fix the formula in the workbook, "
+        "or paste the values (Paste Special > Values) and export again."
+    )

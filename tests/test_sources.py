@@ -132,8 +132,8 @@ FIXTURES = {
     ),
     "leading_blank_rows.xlsx": (
         {"sheet": "Sheet1", "header_row": 3, "encoding": None, "delimiter": None},
-        ("Phone", "Name"),
-        [(4, ("639171234570", "Ana")), (6, ("639181234571", "Ben"))],
+        ("", "Phone", "Name"),  # column A is empty: columns count from A, as Excel's do
+        [(4, ("", "639171234570", "Ana")), (6, ("", "639181234571", "Ben"))],
     ),
     "legacy.xls": (
         {"sheet": "Legacy", "header_row": 1, "encoding": None, "delimiter": None},
@@ -176,7 +176,7 @@ def test_rows_name_their_source_and_sheet() -> None:
 
 
 def test_supported_suffixes() -> None:
-    assert frozenset({".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".ods"}) == (
+    assert frozenset({".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}) == (
         SUPPORTED_SUFFIXES
     )
 
@@ -221,7 +221,7 @@ def test_unknown_extension_lists_supported_ones(tmp_path: Path) -> None:
     message = input_error(path)
 
     assert "not a supported spreadsheet" in message
-    assert ".csv, .ods, .tsv, .txt, .xls, .xlsm, .xlsx" in message
+    assert ".csv, .ods, .tsv, .txt, .xls, .xlsb, .xlsm, .xlsx" in message
 
 
 def test_only_blank_rows_is_empty(tmp_path: Path) -> None:

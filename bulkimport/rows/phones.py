@@ -30,6 +30,7 @@ from phonenumbers import (
 
 from bulkimport.contacts import Problem, Rejected
 from bulkimport.errors import InputError
+from bulkimport.read.sources import EXCEL_ERRORS
 
 __all__ = ["PhoneNormalizer", "PhonePolicy", "check_country"]
 
@@ -168,6 +169,8 @@ class PhoneNormalizer:
         self._learned = dict(zip(raws, results, strict=True))
 
     def _normalize(self, raw: str) -> str | Rejected:
+        if raw.strip() in EXCEL_ERRORS:  # a VLOOKUP that found nothing, a #DIV/0! ...
+            return _formula_error(raw.strip())
         scheme = _URN_SCHEME.match(raw)
         if scheme:
             raw = raw[scheme.end() :]
@@ -363,6 +366,14 @@ def _quote(text: str) -> str:
 def _missing() -> Rejected:
     return Rejected(
         Problem.PHONE_MISSING, "The phone number is empty: fill it in or remove the row."
+    )
+
+
+def _formula_error(error: str) -> Rejected:
+    return Rejected(
+        Problem.CELL_FORMULA_ERROR,
+        f"The phone cell holds a formula error {error}: fix the formula in the workbook, "
+        "or paste the values (Paste Special > Values) and export again.",
     )
 
 
