@@ -115,6 +115,13 @@ class Contact:
         return body
 
 
+# What a cell whose formula failed shows, as read from a workbook or an exported CSV.
+EXCEL_ERRORS = frozenset(
+    {"#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!", "#GETTING_DATA"}
+    | {"#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
+)
+
+
 class RowStatus(StrEnum):
     """Where a row stands. Legal transitions live in :mod:`bulkimport.ledger.store`."""
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bulkimport.contacts import EXCEL_ERRORS
 from bulkimport.errors import InputError
 from bulkimport.read.guards import (
     MAX_COMPRESSION_RATIO,
@@ -37,7 +38,7 @@ from bulkimport.read.text import (
     open_delimited,
     sniff_delimiter,
 )
-from bulkimport.read.workbooks import EXCEL_ERRORS, cell_text, open_workbook
+from bulkimport.read.workbooks import cell_text, open_workbook
 
 __all__ = [
     "CSV_FIELD_SIZE_LIMIT",

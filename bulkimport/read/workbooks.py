@@ -38,11 +38,6 @@ from bulkimport.read.text import _refuse_binary_text as refuse_binary_text
 
 logger = logging.getLogger(__name__)
 
-# What a cell whose formula failed shows, as read from a workbook or an exported CSV.
-EXCEL_ERRORS = frozenset(
-    {"#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!", "#GETTING_DATA"}
-    | {"#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
-)
 EXCEL_DIGITS = 15  # significant digits Excel keeps and shows of a number
 _ODS_DURATION = re.compile(r"(-?)PT([0-9]{1,9})H([0-9]{1,2})M([0-9]{1,2}(?:\.[0-9]{1,9})?)S")
 

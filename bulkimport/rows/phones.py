@@ -28,9 +28,8 @@ from phonenumbers import (
     ValidationResult,
 )
 
-from bulkimport.contacts import Problem, Rejected
+from bulkimport.contacts import EXCEL_ERRORS, Problem, Rejected
 from bulkimport.errors import InputError
-from bulkimport.read.sources import EXCEL_ERRORS
 
 __all__ = ["PhoneNormalizer", "PhonePolicy", "check_country"]
 
