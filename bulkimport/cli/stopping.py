@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,14 +43,12 @@ def graceful_stop() -> Iterator[StopSignals]:
             raise KeyboardInterrupt
         if signals.stop.is_set():
             signals.hard_stop.set()
-            click.secho(f"\n{name}: stopping now.", err=True, fg="yellow")
+            _say(f"\n{name}: stopping now.")
             return
         signals.stop.set()
-        click.secho(
+        _say(
             f"\n{name}: stopping after the batches in flight (press Ctrl-C or send {name} "
-            "again to stop now)...",
-            err=True,
-            fg="yellow",
+            "again to stop now)..."
         )
 
     previous = {signum: signal.signal(signum, handle) for signum in GRACEFUL_SIGNALS}
@@ -59,6 +57,12 @@ def graceful_stop() -> Iterator[StopSignals]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _say(text: str) -> None:
+    """Tell the terminal, if there still is one: after SIGHUP it may be gone."""
+    with suppress(OSError):  # EIO or a broken pipe: the stop itself must not fail
+        click.secho(text, err=True, fg="yellow")
 
 
 def exit_now_if_abandoned(summary: RunSummary, code: int) -> None:
