@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import zipfile
 from pathlib import Path
 
@@ -95,3 +96,26 @@ def test_check_gives_a_formula_error_in_the_phone_column_its_own_code() -> None:
         "The phone cell holds a formula error #N/A: fix the formula in the workbook, "
         "or paste the values (Paste Special > Values) and export again."
     )
+
+
+def test_an_error_cell_across_a_chunk_edge_is_found(tmp_path: Path) -> None:
+    """A long formula puts the error cell across the scan's 1 MiB chunk edge."""
+    source = DATA / "wb_formula_errors.xlsx"
+    path = tmp_path / "edge.xlsx"
+    formula = b"<f>VLOOKUP(A3,Phones!A:B,2,FALSE)</f>"
+    long_formula = b"<f>CONCATENATE(" + b"A3," * 600 + b"A3)</f>"  # about 1,800 bytes
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(path, "w") as target:
+        for member in archive.infolist():
+            payload = archive.read(member)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                payload = payload.replace(formula, long_formula, 1)
+                cell = payload.index(b'<c r="B3"')
+                # A comment between rows (random, so it does not look like a zip bomb)
+                # moves the cell to start 1,500 bytes before the edge.
+                row = payload.rindex(b"<row", 0, cell)
+                size = 1024 * 1024 - 1500 - cell - len(b"<!---->")
+                filler = random.Random(7).randbytes(size // 2).hex().encode()
+                payload = payload[:row] + b"<!--" + filler + b"-->" + payload[row:]
+            target.writestr(member, payload)
+
+    assert read_rows(path)[1] == (3, ("Ben", "#N/A", "0"))

@@ -107,7 +107,8 @@ _XLSX_ERROR_CELL = re.compile(
 )
 _XLSX_ERROR_CARRY_BYTES = 4096  # longer than any match of _XLSX_ERROR_CELL
 _XLSB_ERROR_CELLS = frozenset({0x0003, 0x000B})  # BrtCellError, BrtFmlaError
-_XLSB_ERRORS = {
+# Excel's error codes, the same in XLSB and XLS (BIFF8) records.
+_ERROR_CODES = {
     0x00: "#NULL!",
     0x07: "#DIV/0!",
     0x0F: "#VALUE!",
@@ -122,15 +123,6 @@ _BIFF_BOUNDSHEET = 0x0085
 _BIFF_EOF = 0x000A
 _BIFF_BOOLERR = 0x0205
 _BIFF_FORMULA = 0x0006
-_BIFF_ERRORS = {
-    0x00: "#NULL!",
-    0x07: "#DIV/0!",
-    0x0F: "#VALUE!",
-    0x17: "#REF!",
-    0x1D: "#NAME?",
-    0x24: "#NUM!",
-    0x2A: "#N/A",
-}
 _OLE2_MAX_SECTOR = 0xFFFFFFFA  # larger numbers mark the end of a chain, free or FAT sectors
 _OLE2_MAX_CHAIN = 1 << 20
 _ODS_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
@@ -284,20 +276,27 @@ def check_ole2_parses(
         )
 
 
-def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SHEET_CELLS) -> None:
-    """Refuse an XLSX or XLSB sheet whose last value lies so far out it spans over ``max_cells``."""
+def check_xlsx_extent(
+    path: Path, index: int, name: str, max_cells: int = MAX_SHEET_CELLS
+) -> ErrorCells:
+    """Refuse an XLSX or XLSB sheet whose last value lies so far out it spans over ``max_cells``.
+
+    Return the sheet's formula error cells (``#N/A``...) by (row, column), from
+    0, found in the same pass: calamine hands an error cell over as an empty one.
+    An ODS has no XLSX worksheets: nothing is measured or found there.
+    """
+    errors: ErrorCells = {}
     try:
         with zipfile.ZipFile(path) as archive:
             if _XLSB_WORKBOOK in archive.namelist():
-                rows, columns = _xlsb_extent(archive, index)
+                rows, columns = _xlsb_scan(archive, index, errors)
                 _refuse_large_sheet(path, name, rows, columns, max_cells)
-                return
-            members = _xlsx_sheet_members(archive, index)
+                return errors
             rows, columns = 0, 0
-            for member in members:
+            for member in _xlsx_sheet_members(archive, index):
                 # Most sheets are far below the limit: prove that with the cheap pattern,
                 # and look for cells that really hold a value only when it is not enough.
-                bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_ANY_CELL)
+                bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_ANY_CELL, errors)
                 if bound_rows * bound_columns > max_cells:
                     bound_rows, bound_columns = _xlsx_last_cell(archive, member, _XLSX_VALUE_CELL)
                 rows, columns = max(rows, bound_rows), max(columns, bound_columns)
@@ -306,13 +305,15 @@ def check_xlsx_extent(path: Path, index: int, name: str, max_cells: int = MAX_SH
             f"{path} is damaged or incomplete ({exc}): download or export it again."
         ) from exc
     _refuse_large_sheet(path, name, rows, columns, max_cells)
+    return errors
 
 
-def _xlsb_extent(archive: zipfile.ZipFile, index: int) -> tuple[int, int]:
+def _xlsb_scan(archive: zipfile.ZipFile, index: int, errors: ErrorCells) -> tuple[int, int]:
     """Return the rows and columns an XLSB sheet spans up to its last value cell.
 
     An XLSB part is a stream of records (type, size, payload); a row header
-    gives the row, and a cell record starts with its column.
+    gives the row, and a cell record starts with its column. Error cells
+    (BrtCellError, BrtFmlaError) go into ``errors`` on the way.
     """
     members = _xlsb_sheet_members(archive, index)
     rows, columns = 0, 0
@@ -323,29 +324,11 @@ def _xlsb_extent(archive: zipfile.ZipFile, index: int) -> tuple[int, int]:
                 if kind == _XLSB_ROW_HEADER and len(payload) >= 4:
                     row = int.from_bytes(payload[:4], "little")
                 elif kind in _XLSB_VALUE_CELLS and len(payload) >= 4:
-                    rows = max(rows, row + 1)
-                    columns = max(columns, int.from_bytes(payload[:4], "little") + 1)
+                    column = int.from_bytes(payload[:4], "little")
+                    rows, columns = max(rows, row + 1), max(columns, column + 1)
+                    if kind in _XLSB_ERROR_CELLS and len(payload) >= 9:
+                        errors[(row, column)] = _ERROR_CODES.get(payload[8], "#VALUE!")
     return rows, columns
-
-
-def error_cells(path: Path, index: int) -> ErrorCells:
-    """Return the formula error cells (``#N/A``...) of an XLSX or XLSB sheet by (row, column).
-
-    calamine hands an error cell over as an empty one; the sheet's own XML (or
-    records) says which cells hold an error and which. Rows and columns count
-    from 0. An ODS or XLS gives nothing here.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if _XLSB_WORKBOOK in archive.namelist():
-                return _xlsb_error_cells(archive, index)
-            if "xl/workbook.xml" in archive.namelist():
-                return _xlsx_error_cells(archive, index)
-    except _ZIP_READ_ERRORS as exc:
-        raise InputError(
-            f"{path} is damaged or incomplete ({exc}): download or export it again."
-        ) from exc
-    return {}
 
 
 def xls_error_cells(path: Path, index: int) -> ErrorCells:
@@ -376,9 +359,9 @@ def xls_error_cells(path: Path, index: int) -> ErrorCells:
             continue
         row, column = struct.unpack_from("<HH", payload)
         if kind == _BIFF_BOOLERR and payload[7] == 1:
-            found[(row, column)] = _BIFF_ERRORS.get(payload[6], "#VALUE!")
+            found[(row, column)] = _ERROR_CODES.get(payload[6], "#VALUE!")
         elif kind == _BIFF_FORMULA and payload[6] == 2 and payload[12:14] == b"\xff\xff":
-            found[(row, column)] = _BIFF_ERRORS.get(payload[8], "#VALUE!")
+            found[(row, column)] = _ERROR_CODES.get(payload[8], "#VALUE!")
     return found
 
 
@@ -445,40 +428,6 @@ def _ole2_stream(data: bytes, names: tuple[str, ...]) -> bytes | None:
             start = mini_fat[start]
         return b"".join(parts)[:size]
     return None
-
-
-def _xlsx_error_cells(archive: zipfile.ZipFile, index: int) -> dict[tuple[int, int], str]:
-    """Return the error cells of an XLSX sheet: ``<c r="B2" t="e"><v>#N/A</v></c>``."""
-    found: dict[tuple[int, int], str] = {}
-    for member in _xlsx_sheet_members(archive, index):
-        carry = b""
-        with archive.open(member) as stream:
-            while chunk := stream.read(1024 * 1024):
-                data = carry + chunk
-                if _XLSX_ERROR_TYPE in data:
-                    for match in _XLSX_ERROR_CELL.finditer(data):
-                        letters, digits, value = match.groups()
-                        where = (int(digits) - 1, _column_number(letters) - 1)
-                        found[where] = value.decode("ascii", errors="replace")
-                carry = data[
-                    -_XLSX_CARRY_BYTES:
-                ]  # a cell cut by the chunk edge is matched next time
-    return found
-
-
-def _xlsb_error_cells(archive: zipfile.ZipFile, index: int) -> dict[tuple[int, int], str]:
-    """Return the error cells of an XLSB sheet: BrtCellError and BrtFmlaError records."""
-    found: dict[tuple[int, int], str] = {}
-    for member in _xlsb_sheet_members(archive, index):
-        row = 0
-        with archive.open(member) as stream:
-            for kind, payload in _xlsb_records(stream):
-                if kind == _XLSB_ROW_HEADER and len(payload) >= 4:
-                    row = int.from_bytes(payload[:4], "little")
-                elif kind in _XLSB_ERROR_CELLS and len(payload) >= 9:
-                    column = int.from_bytes(payload[:4], "little")
-                    found[(row, column)] = _XLSB_ERRORS.get(payload[8], "#VALUE!")
-    return found
 
 
 def _xlsb_sheet_members(archive: zipfile.ZipFile, index: int) -> list[str]:
@@ -574,11 +523,20 @@ def _local_name(tag: str) -> str:
 
 
 def _xlsx_last_cell(
-    archive: zipfile.ZipFile, member: str, pattern: re.Pattern[bytes]
+    archive: zipfile.ZipFile,
+    member: str,
+    pattern: re.Pattern[bytes],
+    errors: ErrorCells | None = None,
 ) -> tuple[int, int]:
-    """Return the largest row and column number of the cells ``pattern`` finds in a sheet."""
+    """Return the largest row and column number of the cells ``pattern`` finds in a sheet.
+
+    With ``errors``, the error cells (``<c r="B2" t="e"><v>#N/A</v></c>``) of the
+    same bytes go there too, so the sheet is inflated once for both.
+    """
     rows, columns = 0, 0
     carry = b""
+    # A cell cut by the chunk edge is matched next time (a dict keeps one of each).
+    keep = _XLSX_ERROR_CARRY_BYTES if errors is not None else _XLSX_CARRY_BYTES
     with archive.open(member) as stream:
         while chunk := stream.read(1024 * 1024):
             data = carry + chunk
@@ -587,7 +545,12 @@ def _xlsx_last_cell(
                 letters, digits = zip(*matches, strict=True)
                 rows = max(rows, *map(int, set(digits)))
                 columns = max(columns, *map(_column_number, set(letters)))
-            carry = data[-_XLSX_CARRY_BYTES:]  # a cell cut by the chunk edge is matched next time
+            if errors is not None and _XLSX_ERROR_TYPE in data:
+                for match in _XLSX_ERROR_CELL.finditer(data):
+                    letters_, digits_, value = match.groups()
+                    where = (int(digits_) - 1, _column_number(letters_) - 1)
+                    errors[where] = value.decode("ascii", errors="replace")
+            carry = data[-keep:]
     return rows, columns
 
 

@@ -27,7 +27,6 @@ from bulkimport.read.guards import (
     ErrorCells,
     check_container,
     check_xlsx_extent,
-    error_cells,
     protected_message,
     xls_error_cells,
     zip_damage,
@@ -54,15 +53,16 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
         ods = suffix == ".ods"
         with workbook:
             index = _sheet_index(workbook, options.sheet, path)
+            found: ErrorCells = {}
             if zipped:  # an ODS has no XLSX worksheets, so this measures nothing there
-                check_xlsx_extent(path, index, workbook.sheet_names[index])
+                found = check_xlsx_extent(path, index, workbook.sheet_names[index])
             if workbook.sheets_metadata[index].typ != SheetTypeEnum.WorkSheet:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             sheet = _load_sheet(workbook, index, path, zipped=zipped)
             if sheet.start is None:
                 raise InputError(_no_rows_message(workbook, index, path, zipped=zipped))
             logger.info("Reading sheet %r of %s", sheet.name, path)
-            errors = _error_cells(path, index, container)
+            errors = _error_cells(path, index, container, found)
             records = _refuse_binary_strings(
                 path, sheet.name, _sheet_records(sheet, ods=ods, errors=errors)
             )
@@ -72,13 +72,16 @@ def open_workbook(path: Path, suffix: str, options: ReadOptions) -> Iterator[Sou
             )
 
 
-def _error_cells(path: Path, index: int, container: Container) -> ErrorCells:
-    """Return the formula error cells of the sheet at an index, which calamine reads as empty."""
+def _error_cells(path: Path, index: int, container: Container, found: ErrorCells) -> ErrorCells:
+    """Return the formula error cells of the sheet at an index, which calamine reads as empty.
+
+    ``found`` holds those of an XLSX or XLSB sheet, collected while it was measured.
+    """
     if not container.zipped:
         return xls_error_cells(path, index)
     if container.ods_errors:
         return container.ods_errors[index] if index < len(container.ods_errors) else {}
-    return error_cells(path, index)
+    return found
 
 
 def _sheet_records(
