@@ -122,6 +122,13 @@ def test_cells_beyond_the_header_follow_the_union_and_trailing_blanks_drop() -> 
     assert union.names == ["A", "B", "C"]
     assert union.cells(("B", "C"), ["b", "c", "extra", "", ""]) == ["", "b", "c", "extra"]
     assert union.cells(["A", "B"], ["a"]) == ["a", "", ""]
+    assert union.all_names() == ["A", "B", "C", "column 3"]  # only headers of width 2 overflowed
+
+
+def test_cells_beyond_one_width_are_named_after_their_column() -> None:
+    union = HeaderUnion([("A", "column 3")])
+    union.cells(("A", "column 3"), ["a", "b", "c", "d"])
+    assert union.all_names() == ["A", "column 3", "column 3 (again)", "column 4"]
 
 
 def test_check_report_keeps_a_cell_beyond_the_header(tmp_path: Path) -> None:
@@ -131,6 +138,6 @@ def test_check_report_keeps_a_cell_beyond_the_header(tmp_path: Path) -> None:
     assert invoke("check", str(path), "--country", "PH", "--report", str(report)) == 0
 
     assert originals(read_csv(report), 6) == [
-        ["Name", "Mobile"],
+        ["Name", "Mobile", "column 3"],
         ["Ana", "0917 123 4567", "stray note"],
     ]

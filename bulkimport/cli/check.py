@@ -91,7 +91,8 @@ def _print_check(summary: CheckSummary) -> None:
 def _longer_rows(count: int) -> str:
     rows = "1 row is" if count == 1 else f"{count:,} rows are"
     return (
-        f"  {rows} longer than the header: the cells to its right are kept, after its last column"
+        f"  {rows} longer than the header: "
+        "the cells to its right are kept as columns of their own (column N)"
     )
 
 

@@ -133,7 +133,8 @@ def check_files(
             headers = {s.table.source: s.table.header for s in sources}
             write_table(
                 report,
-                [*REPORT_COLUMNS, *originals.names],
+                # Named after the last row: cells beyond a header get a column of their own.
+                lambda: [*REPORT_COLUMNS, *originals.all_names()],
                 (_report_line(checked, originals, headers) for checked in rows),
                 # Called after the last row, when the tally is complete.
                 summary=lambda: [

@@ -22,7 +22,7 @@ def write_results(ledger: Ledger, path: Path, *, source_ids: Sequence[int] | Non
     ]
     return write_table(
         path,
-        [*RESULT_COLUMNS, *originals.names],
+        lambda: [*RESULT_COLUMNS, *originals.all_names()],
         (_line(row, originals) for row in ledger.result_rows(source_ids=source_ids)),
         summary=summary,
     )

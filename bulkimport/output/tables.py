@@ -18,6 +18,8 @@ import io
 import itertools
 import logging
 import os
+import pickle
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -71,6 +73,7 @@ MIN_WIDTH = 8
 MAX_WIDTH = 50
 
 Row = Sequence[object]
+Columns = Sequence[str] | Callable[[], Sequence[str]]
 SummaryPairs = Sequence[tuple[str, object]]
 # A callable summary is called after the last row, when totals counted while streaming are final.
 Summary = SummaryPairs | Callable[[], SummaryPairs]
@@ -101,6 +104,7 @@ class HeaderUnion:
         self.names: list[str] = []
         self._index: dict[str, int] = {}
         self._positions: dict[tuple[str, ...], list[int]] = {}
+        self._beyond: dict[int, int] = {}  # header width -> most cells seen beyond it
         for header in headers:
             self._add(tuple(header))
 
@@ -128,7 +132,34 @@ class HeaderUnion:
         extra = list(cells[len(positions) :])
         while extra and not extra[-1]:
             extra.pop()
-        return out + extra if extra else out
+        if not extra:
+            return out
+        width = len(positions)
+        if len(extra) > self._beyond.get(width, 0):
+            self._beyond[width] = len(extra)
+        return out + extra
+
+    def all_names(self) -> list[str]:
+        """Return the columns, with a name for each cell seen beyond its header so far.
+
+        A cell beyond a header of width W is ``column W+1``, as a nameless
+        column is called; when files of different widths had such cells, the
+        shared columns after the union are ``extra cell N``.
+        """
+        widest = max(self._beyond.values(), default=0)
+        if len(self._beyond) == 1:
+            (width,) = self._beyond
+            extra = [f"column {width + n}" for n in range(1, widest + 1)]
+        else:
+            extra = [f"extra cell {n}" for n in range(1, widest + 1)]
+        taken = set(self.names)
+        labels = []
+        for label in extra:
+            while label in taken:
+                label += " (again)"
+            taken.add(label)
+            labels.append(label)
+        return self.names + labels
 
 
 def column_labels(header: Sequence[str]) -> list[str]:
@@ -146,7 +177,7 @@ def column_labels(header: Sequence[str]) -> list[str]:
 
 def write_table(
     path: Path,
-    columns: Sequence[str],
+    columns: Columns,
     rows: Iterable[Row],
     *,
     status_column: str = "status",
@@ -158,13 +189,25 @@ def write_table(
     value of ``status_column`` and has a second sheet with the ``summary``
     (label, value) pairs; pass a callable to have them read after the last
     row, so counts taken while the rows stream are complete. A CSV holds one
-    table, so it carries the rows only.
+    table, so it carries the rows only. ``columns`` may be a callable too,
+    called after the last row (when how wide the rows reach is known): the
+    rows then wait in a private temporary file until the header is written.
     """
     writer = _writer_for(path)
     source = _RowSource(rows)
-    count = _write_atomically(
-        path, source, lambda stream: writer(stream, columns, source, status_column, summary)
-    )
+    if callable(columns):
+        named_later = columns
+        count = _write_atomically(
+            path,
+            source,
+            lambda stream: _write_header_last(
+                stream, writer, named_later, source, status_column, summary
+            ),
+        )
+    else:
+        count = _write_atomically(
+            path, source, lambda stream: writer(stream, columns, source, status_column, summary)
+        )
     logger.info("wrote %d rows to %s", count, path)
     return count
 
@@ -242,6 +285,44 @@ def _write_atomically(path: Path, source: _RowSource, write: Callable[[IO[bytes]
     return count
 
 
+def _write_header_last(
+    stream: IO[bytes],
+    writer: TableWriter,
+    columns: Callable[[], Sequence[str]],
+    rows: Iterable[Row],
+    status_column: str,
+    summary: Summary,
+) -> int:
+    """Hold ``rows`` in a private temporary file, then write them under ``columns()``.
+
+    A CSV's body is written as it will stay and copied after the header; a
+    workbook's rows are pickled in chunks and replayed.
+    """
+    with tempfile.TemporaryFile() as held:
+        if writer is _write_csv:
+            count = _write_csv(held, (), rows, status_column, summary, header=False)
+            with _text(stream) as text:
+                csv.writer(text).writerow([formula_safe(name) for name in columns()])
+            held.seek(0)
+            shutil.copyfileobj(held, stream)
+            return count
+        row_iter = iter(rows)
+        while chunk := list(itertools.islice(row_iter, 1000)):
+            pickle.dump(chunk, held, protocol=pickle.HIGHEST_PROTOCOL)
+        held.seek(0)
+        return writer(stream, columns(), _replayed(held), status_column, summary)
+
+
+def _replayed(held: IO[bytes]) -> Iterator[Row]:
+    """Yield the rows ``_write_header_last`` pickled, in order."""
+    while True:
+        try:
+            chunk = pickle.load(held)  # noqa: S301 - this process's own file, just written
+        except EOFError:
+            return
+        yield from chunk
+
+
 def _remove_quietly(name: str) -> None:
     """Delete a leftover temporary file; a file already gone is fine."""
     with contextlib.suppress(OSError):
@@ -270,12 +351,18 @@ def _write_csv(
     rows: Iterable[Row],
     status_column: str,
     summary: Summary,
+    *,
+    header: bool = True,
 ) -> int:
-    """Write a UTF-8 CSV with a BOM (so Excel detects the encoding) and return the row count."""
+    """Write a UTF-8 CSV with a BOM (so Excel detects the encoding) and return the row count.
+
+    Without ``header`` only the rows are written, with no BOM: a body that follows a header.
+    """
     del status_column, summary  # a CSV has no colours and no second sheet
-    with _text(stream) as text:
+    with _text(stream, bom=header) as text:
         writer = csv.writer(text)
-        writer.writerow([formula_safe(name) for name in columns])
+        if header:
+            writer.writerow([formula_safe(name) for name in columns])
         count = 0
         for row in rows:
             writer.writerow([formula_safe(value) for value in row])
@@ -284,9 +371,10 @@ def _write_csv(
 
 
 @contextlib.contextmanager
-def _text(stream: IO[bytes]) -> Iterator[IO[str]]:
-    """Yield a UTF-8-with-BOM text view of ``stream`` that leaves ``stream`` open."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
+def _text(stream: IO[bytes], *, bom: bool = True) -> Iterator[IO[str]]:
+    """Yield a UTF-8 (with a BOM) text view of ``stream`` that leaves ``stream`` open."""
+    encoding = "utf-8-sig" if bom else "utf-8"
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="", write_through=True)
     try:
         yield text
         text.flush()
