@@ -28,6 +28,15 @@ def write_results(ledger: Ledger, path: Path, *, source_ids: Sequence[int] | Non
     )
 
 
+def result_table(
+    ledger: Ledger, *, source_ids: Sequence[int] | None = None
+) -> tuple[list[str], list[list[object]]]:
+    """Return the columns and rows `write_results` writes, in memory (for a DataFrame)."""
+    originals = HeaderUnion(ledger.headers(source_ids=source_ids))
+    rows = [_line(row, originals) for row in ledger.result_rows(source_ids=source_ids)]
+    return [*RESULT_COLUMNS, *originals.all_names()], rows
+
+
 def _line(row: ResultRow, originals: HeaderUnion) -> list[object]:
     return [
         row.source,
