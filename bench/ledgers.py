@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from bulkimport.contacts import RowStatus
 from bulkimport.ledger.states import SENDABLE
-from bulkimport.ledger.store import AttemptRecord, Ledger, NewRow, QueuedRow, Settlement
+from bulkimport.ledger.store import (
+    AttemptRecord,
+    Handled,
+    KeptRow,
+    Ledger,
+    NewRow,
+    QueuedRow,
+    Settlement,
+)
 
 
 class RowsInMemoryLedger(Ledger):
@@ -29,17 +37,23 @@ class RowsInMemoryLedger(Ledger):
         self._index: dict[tuple[int, int], int] = {}  # (source id, row number) -> index
 
     def record_rows(
-        self, source_id: int, run_id: int, engagement_id: int, rows: Sequence[NewRow]
+        self, source_id: int, run_id: int, engagement_id: int, rows: Sequence[NewRow | KeptRow]
     ) -> None:
         for row in rows:
+            assert isinstance(row, NewRow)  # a fresh ledger has no earlier version to keep
             self._payloads.append(None if row.payload is None else dict(row.payload))
             self._row_status.append(row.status)
             self._index.setdefault((source_id, row.row_number), len(self._where))
             self._where.append((source_id, row.row_number))
 
     def already_handled(
-        self, engagement_id: int, identities: Iterable[str], *, exclude_source: int
-    ) -> dict[str, str]:
+        self,
+        engagement_id: int,
+        identities: Iterable[str],
+        *,
+        exclude_source: int,
+        exclude_rows: Collection[int] = (),
+    ) -> dict[str, Handled]:
         return {}
 
     def queued_rows(

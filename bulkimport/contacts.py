@@ -123,7 +123,7 @@ EXCEL_ERRORS = frozenset(
 
 
 class RowStatus(StrEnum):
-    """Where a row stands. Legal transitions live in :mod:`bulkimport.ledger.store`."""
+    """Where a row stands. Legal transitions live in :mod:`bulkimport.ledger.states`."""
 
     INVALID = "invalid"
     DUPLICATE = "duplicate"
@@ -133,6 +133,7 @@ class RowStatus(StrEnum):
     SUBSCRIBED = "subscribed"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    DISCARDED = "discarded"  # left out on a person's explicit request (`bulkimport discard`)
 
 
 def mask_phone(phone: str) -> str:

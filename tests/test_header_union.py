@@ -77,9 +77,9 @@ def test_run_results_and_the_results_command_keep_every_cell(
 
     for path in (after_run, later):
         table = read_csv(path)
-        assert table[0][:7] == [*OWN, "contact_id", "phone", "reason"]
+        assert table[0][:8] == [*OWN, "contact_id", "subscribed_at", "phone", "reason"]
         assert [line[3] for line in table[1:]] == ["subscribed", "subscribed"]
-        assert originals(table, 7) == EXPECTED
+        assert originals(table, 8) == EXPECTED
 
 
 @pytest.mark.usefixtures("api_env")
@@ -100,7 +100,7 @@ def test_check_report_and_results_file_show_several_files_under_one_header(
         ["Ben", "0918 765 4321", "one", "two"],
     ]
     assert originals(read_csv(report), 6) == expected
-    assert originals(read_csv(results), 7) == expected
+    assert originals(read_csv(results), 8) == expected
 
 
 def test_labels_make_every_name_distinct() -> None:

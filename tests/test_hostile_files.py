@@ -361,8 +361,8 @@ def test_twenty_thousand_columns_work_and_a_workbook_keeps_excels_16384(
     # The last cell is in XFD, Excel's last column; a .csv keeps every column.
     cells = re.findall(rb'<c r="([A-Z]+[0-9]+)"', rows)
     assert (len(cells), cells[16_383], cells[-1]) == (2 * 16_384, b"XFD1", b"XFD2")
-    assert rows.endswith(b"<t>a16374</t></is></c></row>", 0, rows.index(b"</sheetData>"))
-    assert "the last 3623 of 20007 are left out" in caplog.text
+    assert rows.endswith(b"<t>a16373</t></is></c></row>", 0, rows.index(b"</sheetData>"))
+    assert "the last 3624 of 20008 are left out" in caplog.text
 
 
 def test_a_cell_over_excels_limit_is_kept_in_the_ledger_and_cut_in_the_workbook(

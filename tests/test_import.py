@@ -59,13 +59,23 @@ def test_run_subscribes_every_valid_row_and_the_results_say_so(
     book = openpyxl.load_workbook(results)
     sheet = book["Rows"]
     header = [c.value for c in sheet[1]]
-    assert header[:7] == ["source", "sheet", "row", "status", "contact_id", "phone", "reason"]
+    assert header[:8] == [
+        "source", "sheet", "row", "status", "contact_id", "subscribed_at", "phone", "reason",
+    ]  # fmt: skip
     rows = [dict(zip(header, (c.value for c in line), strict=True)) for line in sheet.iter_rows(2)]
     subscribed = [r for r in rows if r["status"] == "subscribed"]
     assert {r["phone"] for r in subscribed} == EXPECTED
     for r in subscribed:
         (contact,) = sandbox.contacts_for(str(r["phone"]))
         assert int(str(r["contact_id"])) == contact["id"]
+    assert all(str(r["subscribed_at"]).startswith("20") for r in subscribed)
+    needs = [[c.value for c in line] for line in book["Needs attention"].iter_rows()]
+    assert needs[0] == [*header, "what to do"]
+    assert sorted((line[2], line[3]) for line in needs[1:]) == sorted(
+        (r["row"], r["status"]) for r in rows if r["status"] in ("invalid", "duplicate")
+    )
+    assert all(line[-1] for line in needs[1:])
+    assert book.sheetnames == ["Rows", "Needs attention", "Summary"]
     by_row = {r["row"]: r for r in rows}
     assert by_row[62]["status"] == "invalid"
     assert by_row[63]["reason"] == "same number as row 2"
@@ -84,7 +94,8 @@ def test_running_the_same_file_twice_sends_nothing_the_second_time(
     code, output = invoke("run", str(applicants), *run_args(sandbox, ledger, "--json"))
     summary = json.loads(output.strip().splitlines()[-1])
     assert sandbox.request_count() == requests
-    assert summary["rows"] == {"skipped": 60, "invalid": 2, "duplicate": 1}
+    # The second run's version keeps the first one's rows, with their state.
+    assert summary["rows"] == {"subscribed": 60, "invalid": 2, "duplicate": 1}
     assert summary["batches"] == 0
     assert code == 1
 
@@ -171,14 +182,23 @@ def test_status_and_results_read_the_ledger(
     ledger = tmp_path / "l.sqlite"
     invoke("run", str(applicants), *run_args(sandbox, ledger))
     code, output = invoke("status", "--ledger", str(ledger), "--json")
-    (run,) = json.loads(output)
+    (run,) = json.loads(output)["runs"]
     assert run["rows"] == {"subscribed": 60, "invalid": 2, "duplicate": 1}
     assert run["files"] == [str(applicants)]
+    (engagement,) = json.loads(output)["engagements"]
+    assert engagement["engagement"] == 1234
+    assert engagement["people_subscribed"] == 60
+    assert engagement["rows_open"] == {}
+    assert engagement["rows_failed"] == 0
+    code, output = invoke("status", "--ledger", str(ledger))
+    assert "engagement 1234: 60 people subscribed · 0 rows open · 0 failed" in output
     code, output = invoke("results", "--ledger", str(ledger), "-o", str(tmp_path / "r.csv"))
     assert code == 0
     assert "Wrote 63 rows" in output
     lines = (tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert lines[0] == "source,sheet,row,status,contact_id,phone,reason,Name,Mobile No."
+    assert lines[0] == (
+        "source,sheet,row,status,contact_id,subscribed_at,phone,reason,Name,Mobile No."
+    )
     assert len(lines) == 64
 
 

@@ -4,6 +4,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bulkimport.ledger.lock import LedgerLock
 from bulkimport.ledger.states import TRANSITIONS, IllegalTransition, check_transition
 from bulkimport.ledger.store import (
     SCHEMA_VERSION,
+    Handled,
     Ledger,
     NewRow,
     Settlement,
@@ -114,7 +116,9 @@ def test_already_handled_names_where_a_number_was_subscribed(tmp_path: Path) -> 
     ledger.settle([Settlement(row.id, S.SUBSCRIBED, 42, "")], [], run)
     found = ledger.already_handled(1234, ["639171234567", "639000000000"], exclude_source=0)
     assert found == {
-        "639171234567": "already subscribed to this engagement as contact 42 (row 2 of a.csv)"
+        "639171234567": Handled(
+            f"already subscribed on {date.today().isoformat()} (run {run}, a.csv row 2)", 42
+        )
     }
     assert ledger.already_handled(555, ["639171234567"], exclude_source=0) == {}
 

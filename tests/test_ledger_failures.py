@@ -157,7 +157,7 @@ def test_a_file_name_that_is_not_utf8_is_recorded_and_shown_escaped(
     assert "\x1b" not in output
     assert "caf\\udce9\\x1b[31m.csv" in output
     code, output = invoke("status", "--ledger", str(ledger), "--json")
-    (run,) = json.loads(output)
+    (run,) = json.loads(output)["runs"]
     assert run["files"] == [str(tmp_path / "caf\\xe9\x1b[31m.csv")]
     assert run["rows"] == {"subscribed": 3}
 
@@ -216,7 +216,7 @@ def test_status_counts_the_rows_a_retry_sent(sandbox: Sandbox, tmp_path: Path) -
     code, _ = invoke("retry", "--ledger", str(ledger), "--api-url", sandbox.url)
     assert code == 0
     code, output = invoke("status", "--ledger", str(ledger), "--json")
-    retry_run, first_run = json.loads(output)
+    retry_run, first_run = json.loads(output)["runs"]
     assert retry_run["command"] == "retry"
     assert retry_run["rows"] == {"subscribed": 30}
     assert first_run["rows"] == {"pending": 30}

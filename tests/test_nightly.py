@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from click.testing import CliRunner, Result
 
@@ -137,6 +138,12 @@ def ledger_counts(path: Path) -> dict[str, int]:
 # --- three nights -------------------------------------------------------------------------
 
 
+def results_rows(workbook: Path) -> list[dict[str, object]]:
+    sheet = openpyxl.load_workbook(workbook, read_only=True)["Rows"]
+    lines = [[cell.value for cell in line] for line in sheet.iter_rows()]
+    return [dict(zip(lines[0], line, strict=False)) for line in lines[1:]]
+
+
 def test_three_nights_over_a_growing_export_send_only_what_is_new(api: Sandbox, home: Path) -> None:
     config = write_config(home, api.url, 'results_dir = "results"\n')
     export = write_export(home / "inbox" / "export.csv", range(100, 130), invalid=2)
@@ -156,11 +163,22 @@ def test_three_nights_over_a_growing_export_send_only_what_is_new(api: Sandbox, 
     second = nightly(config)
     assert second.exit_code == 1, second.output
     line = json_line(second)
-    assert line["rows"] == {"subscribed": 10, "skipped": 30, "invalid": 2}
+    assert line["rows"] == {"subscribed": 10}  # tonight's own rows: the rest is kept as it was
     assert line["batches"] == 1
     assert api.contact_count() == 40
     assert api.request_count() == 2
     assert len(api.subscriptions(1234)) == 40
+    for workbook in (home / "results").glob("export-*.xlsx"):
+        rows = results_rows(workbook)
+        assert len(rows) == {32: 32, 42: 42}[len(rows)]  # every row of that night's file
+        for row in rows:
+            if row["status"] in ("subscribed", "skipped"):
+                (contact,) = api.contacts_for(str(row["phone"]))
+                assert row["contact_id"] == contact["id"]
+    assert sorted(len(results_rows(w)) for w in (home / "results").glob("export-*.xlsx")) == [
+        32,
+        42,
+    ]
 
     third = nightly(config)
     assert third.exit_code == 0, third.output

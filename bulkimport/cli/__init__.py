@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bulkimport.cli import check, nightly, results, retry, run, sandbox, status
+from bulkimport.cli import check, discard, nightly, results, retry, run, sandbox, status
 from bulkimport.cli.display import shown
 from bulkimport.errors import BulkImportError, ExitCode
 from bulkimport.redaction import redact_logs
@@ -70,6 +70,7 @@ for command in (
     retry.retry,
     results.results,
     status.status,
+    discard.discard,
     sandbox.sandbox,
     nightly.nightly,
 ):

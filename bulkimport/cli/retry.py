@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 @connection_options
 @click.option("--run", "run_id", type=int, help="Only the rows of this run (see `status`).")
 @click.option(
+    "--engagement",
+    "engagement_id",
+    type=int,
+    help="Only the rows of this engagement; rows of others are left as they are.",
+)
+@click.option(
     "--include-rejected",
     is_flag=True,
     help="Also re-send rows the server rejected (after you fixed the cause).",
@@ -45,6 +51,7 @@ def retry(
     timeout: float | None,
     as_json: bool,
     run_id: int | None,
+    engagement_id: int | None,
     include_rejected: bool,
     dry_run: bool,
     results: Path | None,
@@ -74,6 +81,8 @@ def retry(
             engagements = [book.run_settings(run_id)[0]]
         else:
             engagements = book.engagements_with_open_rows(include_rejected=include_rejected)
+        if engagement_id is not None:
+            engagements = [e for e in engagements if e == engagement_id]
         if not engagements:
             _nothing_to_retry(book, run_id)
         for engagement_id in engagements:

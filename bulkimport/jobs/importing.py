@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bulkimport.contacts import RowStatus
@@ -15,9 +16,12 @@ from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.states import SENDABLE
 from bulkimport.ledger.store import (
     PAGE,
+    Handled,
+    KeptRow,
     Ledger,
     NewRow,
 )
+from bulkimport.ledger.versions import Carryover
 from bulkimport.read.sources import fingerprint
 from bulkimport.rows.chunks import batched
 from bulkimport.rows.prepare import (
@@ -212,8 +216,14 @@ def _record(
 ) -> bool:
     """Record checked rows a chunk at a time; return False when a stop request cut it short.
 
-    Rows a resumed import recorded earlier keep their state.
+    A row identical to one of the file's previous version is kept by
+    reference, with its state; rows a resumed import recorded earlier keep
+    theirs. With ``resubscribe`` every row is recorded anew, to be sent again.
     """
+    versions = {
+        source_id: _Version(ledger, source_id, keep=not resubscribe)
+        for source_id in source_ids.values()
+    }
     for chunk in batched(rows, PAGE):
         if stop.is_set():
             return False
@@ -222,23 +232,46 @@ def _record(
             by_source.setdefault(checked.source_row.source, []).append(checked)
         for source, checked_list in by_source.items():
             source_id = source_ids[source]
-            handled: dict[str, str] = {}
+            version = versions[source_id]
+            fresh = [_new_row(c) for c in checked_list if c.source_row.row > version.upto]
+            kept = [version.carryover.keep(row) for row in fresh]
+            handled: dict[str, Handled] = {}
             if not resubscribe:
                 identities = [
-                    c.contact.identity
-                    for c in checked_list
-                    if c.verdict is Verdict.VALID and c.contact
+                    row.identity
+                    for row, keeps in zip(fresh, kept, strict=True)
+                    if keeps is None and row.identity and row.status is RowStatus.PENDING
                 ]
                 handled = ledger.already_handled(
-                    engagement_id, identities, exclude_source=source_id
+                    engagement_id,
+                    identities,
+                    exclude_source=source_id,
+                    exclude_rows={k.row_id for k in kept if k is not None},
                 )
             ledger.record_rows(
-                source_id, run_id, engagement_id, [_new_row(c, handled) for c in checked_list]
+                source_id,
+                run_id,
+                engagement_id,
+                [
+                    keeps or _unless_handled(row, handled)
+                    for row, keeps in zip(fresh, kept, strict=True)
+                ],
             )
     return True
 
 
-def _new_row(checked: CheckedRow, handled: Mapping[str, str]) -> NewRow:
+class _Version:
+    """A version being recorded: where a resumed import goes on, and what it may keep."""
+
+    def __init__(self, ledger: Ledger, source_id: int, *, keep: bool) -> None:
+        held = {member.row_id for member in ledger.members(source_id)}
+        self.upto = ledger.recorded_upto(source_id)
+        base = ledger.base_of(source_id) if keep else None
+        self.carryover = Carryover(ledger, base, taken=held)
+
+
+def _new_row(checked: CheckedRow) -> NewRow:
+    """Return a checked row as the ledger first records it: a verdict, or pending."""
     contact = checked.contact
     row = checked.source_row
     if contact is None or checked.verdict is not Verdict.VALID:
@@ -246,14 +279,25 @@ def _new_row(checked: CheckedRow, handled: Mapping[str, str]) -> NewRow:
         return NewRow(
             row.row, status, row.cells, phone=checked.phone or None, reason=checked.reason
         )
-    reason = handled.get(contact.identity)
     return NewRow(
         row.row,
-        RowStatus.SKIPPED if reason else RowStatus.PENDING,
+        RowStatus.PENDING,
         row.cells,
         identity=contact.identity,
         phone=contact.phone,
         contact_id=contact.contact_id,
-        reason=reason or "",
         payload=contact.payload(),
+    )
+
+
+def _unless_handled(row: NewRow, handled: Mapping[str, Handled]) -> NewRow | KeptRow:
+    """Return ``row`` skipped when its person is subscribed or queued elsewhere."""
+    found = handled.get(row.identity or "")
+    if found is None:
+        return row
+    return replace(
+        row,
+        status=RowStatus.SKIPPED,
+        reason=found.reason,
+        contact_id=row.contact_id if row.contact_id is not None else found.contact_id,
     )

@@ -15,10 +15,11 @@ S = RowStatus
 # Every legal move of a row, in one place. ``None`` is a row not yet recorded.
 TRANSITIONS: dict[RowStatus | None, frozenset[RowStatus]] = {
     None: frozenset({S.INVALID, S.DUPLICATE, S.SKIPPED, S.PENDING}),
-    S.PENDING: frozenset({S.SENDING}),
+    S.PENDING: frozenset({S.SENDING, S.DISCARDED}),
     S.SENDING: frozenset({S.SUBSCRIBED, S.FAILED, S.UNKNOWN, S.PENDING}),
-    S.UNKNOWN: frozenset({S.SENDING}),
-    S.FAILED: frozenset({S.SENDING}),  # only with --include-rejected
+    S.UNKNOWN: frozenset({S.SENDING, S.DISCARDED}),
+    S.FAILED: frozenset({S.SENDING, S.DISCARDED}),  # sending only with --include-rejected
+    S.DISCARDED: frozenset(),  # only on a person's explicit request
     S.INVALID: frozenset(),
     S.DUPLICATE: frozenset(),
     S.SKIPPED: frozenset(),
@@ -29,10 +30,12 @@ SENDABLE = (S.PENDING, S.UNKNOWN)  # what `retry` sends (FAILED too, when asked)
 OPEN = (S.PENDING, S.SENDING, S.UNKNOWN)  # not settled: the file's import is not finished
 TAKEN = (S.SUBSCRIBED, *OPEN)  # a person another row of the engagement already stands for
 UNSENT = (S.PENDING, S.INVALID, S.DUPLICATE, S.SKIPPED)  # what a refused file may forget
+DISCARDABLE = (S.PENDING, S.UNKNOWN, S.FAILED)  # what `discard` leaves out, on request
 NEEDS_ATTENTION = (S.INVALID, S.DUPLICATE, S.FAILED, S.UNKNOWN, S.PENDING, S.SENDING)
 # The order in which summaries, status lines and results files list the states.
 REPORT_ORDER = (
     S.SUBSCRIBED, S.SKIPPED, S.INVALID, S.DUPLICATE, S.FAILED, S.UNKNOWN, S.PENDING, S.SENDING,
+    S.DISCARDED,
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,10 +22,11 @@ from typing import Any
 from bulkimport.contacts import RowStatus, is_existing_contact
 from bulkimport.errors import LedgerBusy, LedgerError
 from bulkimport.ledger.lock import LedgerLock
+from bulkimport.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from bulkimport.ledger.states import (
+    DISCARDABLE,
     OPEN,
     SENDABLE,
-    TAKEN,
     UNSENT,
     IllegalTransition,
     check_transition,
@@ -35,81 +36,17 @@ from bulkimport.ledger.states import (
 
 S = RowStatus
 
-SCHEMA_VERSION = 2
 PAGE = 1000  # rows per keyset page and per executemany chunk
 BUSY_SECONDS = 5.0  # how long a write waits for another program's transaction on the ledger
 
-_SCHEMA = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    command TEXT NOT NULL,
-    engagement_id INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    exit_code INTEGER,
-    settings TEXT NOT NULL
-);
-CREATE TABLE sources (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    engagement_id INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    sheet TEXT NOT NULL,
-    header TEXT NOT NULL,
-    complete INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX sources_fingerprint ON sources(sha256, sheet, engagement_id);
-CREATE TABLE run_sources (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    source_id INTEGER NOT NULL REFERENCES sources(id),
-    PRIMARY KEY (run_id, source_id)
-);
-CREATE TABLE rows (
-    id INTEGER PRIMARY KEY,
-    source_id INTEGER NOT NULL REFERENCES sources(id),
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    engagement_id INTEGER NOT NULL,
-    row_number INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    identity TEXT,
-    phone TEXT,
-    contact_id INTEGER,
-    reason TEXT NOT NULL DEFAULT '',
-    reuse INTEGER NOT NULL DEFAULT 0,
-    payload TEXT,
-    cells TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (source_id, row_number)
-);
-CREATE INDEX rows_status ON rows(status, engagement_id);
-CREATE INDEX rows_identity ON rows(engagement_id, identity);
-CREATE TABLE attempts (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    batch TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    status_code INTEGER,
-    kind TEXT NOT NULL,
-    duration REAL NOT NULL,
-    reuse INTEGER NOT NULL,
-    row_count INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-"""
 
-# Each entry upgrades the schema from version N to N + 1.
-MIGRATIONS: dict[int, str] = {
-    0: _SCHEMA,
-    # 2: which run last recorded or sent each row (a retry's rows, a night's own rows),
-    # and each run's row counts as they stood when it finished.
-    1: """
-    ALTER TABLE rows ADD COLUMN last_run_id INTEGER;
-    UPDATE rows SET last_run_id = run_id;
-    CREATE INDEX rows_last_run ON rows(last_run_id);
-    ALTER TABLE runs ADD COLUMN counts TEXT
-    """,
-}
+# A version's rows: each span maps consecutive row numbers to consecutive row ids.
+MEMBERS = "spans l JOIN rows r ON r.id BETWEEN l.first_id AND l.first_id + l.row_count - 1"
+MEMBER_ROW = "l.first_row + (r.id - l.first_id)"  # the row's number in that version
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values)) or "NULL"
 
 
 def stored_text(text: str) -> str:
@@ -171,6 +108,26 @@ class NewRow:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptRow:
+    """A row of a new version of a file that an earlier version holds as it is: a reference."""
+
+    row_number: int
+    row_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    """A row of a recorded version, as a later version of the file may keep it."""
+
+    row_id: int
+    status: RowStatus
+    identity: str | None
+    reason: str
+    payload: str | None
+    cells: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedRow:
     """A row waiting to be sent: its ledger id, payload and whether reuse is required."""
 
@@ -183,6 +140,14 @@ class QueuedRow:
     def existing(self) -> bool:
         """Return whether the row names an existing contact by id."""
         return is_existing_contact(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """Why a person needs no new send, and their contact id when they are subscribed."""
+
+    reason: str
+    contact_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +214,7 @@ class Incomplete:
 
 @dataclass(frozen=True, slots=True)
 class ResultRow:
-    """A row as the results file shows it."""
+    """A row as the results file shows it, with the subscription of its person, if any."""
 
     source: str
     sheet: str
@@ -260,6 +225,36 @@ class ResultRow:
     reason: str
     header: list[str]
     cells: list[str]
+    subscription: Subscription | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """When, by which run and from which row a person was subscribed to an engagement."""
+
+    contact_id: int | None
+    subscribed_at: str
+    run_id: int | None
+    row_id: int | None
+    source: str | None
+    row_number: int | None
+
+    def describe(self) -> str:
+        """Return "already subscribed on 2026-11-30 (run 3, applicants.xlsx row 17)"."""
+        where = [f"run {self.run_id}"] if self.run_id is not None else []
+        if self.source is not None:
+            where.append(f"{Path(self.source).name} row {self.row_number}")
+        said = f" ({', '.join(where)})" if where else ""
+        return f"already subscribed on {self.subscribed_at[:10]}{said}"
+
+
+@dataclass(frozen=True)
+class EngagementInfo:
+    """One engagement as `status` shows it: its people and the rows that need a look."""
+
+    engagement_id: int
+    people: int  # subscribed, one per person
+    counts: dict[str, int]  # rows by status, each row once
 
 
 def require_ledger(path: Path) -> None:
@@ -460,7 +455,7 @@ class Ledger:
             SELECT s.id FROM sources s
             WHERE s.sha256 = ? AND s.sheet = ? AND s.engagement_id = ?
               AND (s.complete = 0 OR EXISTS (
-                   SELECT 1 FROM rows r WHERE r.source_id = s.id
+                   SELECT 1 FROM {MEMBERS} WHERE l.source_id = s.id
                    AND r.status IN {sql_list(OPEN)}))
             ORDER BY s.id DESC LIMIT 1
             """,
@@ -486,10 +481,20 @@ class Ledger:
         sheet: str,
         header: Sequence[str],
     ) -> int:
+        """Record a new version of a file; its base is the file's latest earlier version.
+
+        The base is the newest version with the same path, sheet and engagement,
+        else one with the same content (a file that moved).
+        """
         with self._write() as db:
+            base = db.execute(
+                "SELECT id FROM sources WHERE engagement_id = ? AND sheet = ? "
+                "AND (path = ? OR sha256 = ?) ORDER BY path = ? DESC, id DESC LIMIT 1",
+                (engagement_id, sheet, stored_text(path), sha256, stored_text(path)),
+            ).fetchone()
             cursor = db.execute(
-                "INSERT INTO sources (run_id, engagement_id, path, sha256, sheet, header) "
-                "VALUES (?,?,?,?,?,?)",
+                "INSERT INTO sources (run_id, engagement_id, path, sha256, sheet, header, base_id) "
+                "VALUES (?,?,?,?,?,?,?)",
                 (
                     run_id,
                     engagement_id,
@@ -497,9 +502,49 @@ class Ledger:
                     sha256,
                     sheet,
                     json.dumps(list(header)),
+                    None if base is None else base[0],
                 ),
             )
         return int(cursor.lastrowid or 0)
+
+    def base_of(self, source_id: int) -> int | None:
+        """Return the earlier version of the file a version may refer to, if any."""
+        found = self._db.execute(
+            "SELECT base_id FROM sources WHERE id = ?", (source_id,)
+        ).fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+
+    def members(self, source_id: int) -> Iterator[MemberRow]:
+        """Yield the rows a version holds, in its row order."""
+        cursor = self._db.cursor()
+        cursor.execute(
+            f"SELECT r.id, r.status, r.identity, r.reason, r.payload, r.cells FROM {MEMBERS} "
+            f"WHERE l.source_id = ? ORDER BY {MEMBER_ROW}",
+            (source_id,),
+        )
+        for row_id, status, identity, reason, payload, cells in cursor:
+            yield MemberRow(row_id, RowStatus(status), identity, reason, payload, cells)
+
+    def latest_sources(self, source_ids: Sequence[int] | None = None) -> list[int]:
+        """Return the newest version of each file (path, sheet, engagement), oldest file first.
+
+        With ``source_ids``, of the files those versions belong to.
+        """
+        where, params = "", tuple[int, ...]()
+        if source_ids is not None:
+            where = (
+                "WHERE (path, sheet, engagement_id) IN (SELECT path, sheet, engagement_id "
+                f"FROM sources WHERE id IN ({_marks(source_ids)}))"
+            )
+            params = tuple(source_ids)
+        return [
+            int(newest)
+            for (newest,) in self._db.execute(
+                f"SELECT max(id) FROM sources {where} GROUP BY path, sheet, engagement_id "
+                "ORDER BY min(id)",
+                params,
+            )
+        ]
 
     def link_sources(self, run_id: int, source_ids: Sequence[int]) -> None:
         """Record that ``run_id`` works on these sources (new or resumed)."""
@@ -549,22 +594,36 @@ class Ledger:
     # Rows ---------------------------------------------------------------------
 
     def record_rows(
-        self, source_id: int, run_id: int, engagement_id: int, rows: Sequence[NewRow]
+        self,
+        source_id: int,
+        run_id: int,
+        engagement_id: int,
+        rows: Sequence[NewRow | KeptRow],
     ) -> None:
-        """Record new rows; rows already recorded for this source keep their state."""
+        """Record a version's next rows, in row order: new ones, or references to kept ones.
+
+        Rows this version already holds (a resumed import) keep their state.
+        """
         for row in rows:
-            check_transition(None, row.status)
+            if isinstance(row, NewRow):
+                check_transition(None, row.status)
         now = _now()
         with self._write() as db:
-            db.executemany(
-                """
-                INSERT OR IGNORE INTO rows (source_id, run_id, last_run_id, engagement_id,
-                    row_number, status, identity, phone, contact_id, reason, payload, cells,
-                    updated_at)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-                """,
-                [
+            upto = self._recorded_upto(db, source_id)
+            rows = [row for row in rows if row.row_number > upto]
+            if not rows:
+                return
+            next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM rows").fetchone()[0])
+            members: list[tuple[int, int]] = []
+            new: list[tuple[Any, ...]] = []
+            for row in rows:
+                if isinstance(row, KeptRow):
+                    members.append((row.row_number, row.row_id))
+                    continue
+                members.append((row.row_number, next_id))
+                new.append(
                     (
+                        next_id,
                         source_id,
                         run_id,
                         run_id,
@@ -579,43 +638,129 @@ class Ledger:
                         json.dumps(list(row.cells), ensure_ascii=False),
                         now,
                     )
-                    for row in rows
-                ],
+                )
+                next_id += 1
+            db.executemany(
+                """
+                INSERT INTO rows (id, source_id, run_id, last_run_id, engagement_id,
+                    row_number, status, identity, phone, contact_id, reason, payload, cells,
+                    updated_at)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """,
+                new,
             )
+            self._add_spans(db, source_id, run_id, members)
+
+    def recorded_upto(self, source_id: int) -> int:
+        """Return the last row number a version holds (0 when it holds none)."""
+        return self._recorded_upto(self._db, source_id)
+
+    @staticmethod
+    def _recorded_upto(db: sqlite3.Connection, source_id: int) -> int:
+        """Return the last row number a version holds (0 when it holds none)."""
+        found = db.execute(
+            "SELECT max(first_row + row_count - 1) FROM spans WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        return int(found[0] or 0)
+
+    @staticmethod
+    def _add_spans(
+        db: sqlite3.Connection, source_id: int, run_id: int, members: Sequence[tuple[int, int]]
+    ) -> None:
+        """Add (row number, row id) pairs to a version, as few spans as they allow.
+
+        The version's last span grows when this run wrote it and the pairs go on from it.
+        """
+        last = db.execute(
+            "SELECT first_row, row_count, first_id, run_id FROM spans WHERE source_id = ? "
+            "ORDER BY first_row DESC LIMIT 1",
+            (source_id,),
+        ).fetchone()
+        spans: list[list[int]] = []  # [first_row, row_count, first_id]
+        grown = 0
+        for number, row_id in members:
+            if spans:
+                first_row, count, first_id = spans[-1]
+                if number == first_row + count and row_id == first_id + count:
+                    spans[-1][1] += 1
+                    continue
+            elif (
+                last is not None
+                and last[3] == run_id
+                and number == last[0] + last[1] + grown
+                and row_id == last[2] + last[1] + grown
+            ):
+                grown += 1
+                continue
+            spans.append([number, 1, row_id])
+        if grown:
+            db.execute(
+                "UPDATE spans SET row_count = row_count + ? WHERE source_id = ? AND first_row = ?",
+                (grown, source_id, last[0]),
+            )
+        db.executemany(
+            "INSERT INTO spans (source_id, first_row, row_count, first_id, run_id) "
+            "VALUES (?,?,?,?,?)",
+            [(source_id, first, count, first_id, run_id) for first, count, first_id in spans],
+        )
 
     def already_handled(
-        self, engagement_id: int, identities: Iterable[str], *, exclude_source: int
-    ) -> dict[str, str]:
-        """Return why each identity needs no new send: subscribed or queued elsewhere."""
+        self,
+        engagement_id: int,
+        identities: Iterable[str],
+        *,
+        exclude_source: int,
+        exclude_rows: Collection[int] = (),
+    ) -> dict[str, Handled]:
+        """Return, per identity, why it needs no new send: subscribed, or queued elsewhere.
+
+        Rows of ``exclude_source`` (the version being recorded) and ``exclude_rows``
+        (rows it is about to keep) are not "elsewhere".
+        """
         wanted = list(dict.fromkeys(identities))
-        found: dict[str, str] = {}
+        found: dict[str, Handled] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for identity, status, contact_id, path, number in self._db.execute(
+            marks = _marks(chunk)
+            for identity, subscription in self._subscriptions(engagement_id, chunk).items():
+                found[identity] = Handled(subscription.describe(), subscription.contact_id)
+            for row_id, identity, status, path, number in self._db.execute(
                 f"""
-                SELECT r.identity, r.status, r.contact_id, s.path, r.row_number
+                SELECT r.id, r.identity, r.status, s.path, r.row_number
                 FROM rows r JOIN sources s ON s.id = r.source_id
-                WHERE r.engagement_id = ? AND r.source_id != ?
-                  AND r.status IN {sql_list(TAKEN)}
+                WHERE r.engagement_id = ? AND r.status IN {sql_list(OPEN)}
                   AND r.identity IN ({marks})
-                ORDER BY r.status = '{S.SUBSCRIBED.value}' DESC, r.id
+                  AND NOT EXISTS (SELECT 1 FROM spans l WHERE l.source_id = ?
+                      AND r.id BETWEEN l.first_id AND l.first_id + l.row_count - 1)
+                ORDER BY r.id
                 """,
-                (engagement_id, exclude_source, *chunk),
+                (engagement_id, *chunk, exclude_source),
             ):
-                if identity in found:
+                if identity in found or row_id in exclude_rows:
                     continue
-                if status == S.SUBSCRIBED:
-                    found[identity] = (
-                        f"already subscribed to this engagement as contact {contact_id} "
-                        f"(row {number} of {path})"
-                    )
-                else:
-                    found[identity] = (
-                        f"already queued for this engagement (row {number} of {path}, "
-                        f"{status}): `bulkimport retry` sends it"
-                    )
+                found[identity] = Handled(
+                    f"already queued for this engagement (row {number} of {path}, "
+                    f"{status}): `bulkimport retry` sends it"
+                )
         return found
+
+    def _subscriptions(
+        self, engagement_id: int, identities: Sequence[str]
+    ) -> dict[str, Subscription]:
+        """Return the subscriptions of these people (at most 500) to an engagement."""
+        return {
+            identity: Subscription(contact_id, at, run_id, row_id, path, number)
+            for identity, contact_id, at, run_id, row_id, path, number in self._db.execute(
+                f"""
+                SELECT p.identity, p.contact_id, p.subscribed_at, p.run_id, p.row_id,
+                       s.path, r.row_number
+                FROM subscriptions p LEFT JOIN rows r ON r.id = p.row_id
+                LEFT JOIN sources s ON s.id = r.source_id
+                WHERE p.engagement_id = ? AND p.identity IN ({_marks(identities)})
+                """,
+                (engagement_id, *identities),
+            )
+        }
 
     def forget_unsent_rows(self, run_id: int, source_ids: Sequence[int]) -> int:
         """Forget what ``run_id`` recorded of these sources and never sent; return the rows.
@@ -623,8 +768,12 @@ class Ledger:
         Sources the run itself added, left without rows, are forgotten too: a file
         that was refused is not an incomplete import.
         """
-        marks = ",".join("?" * len(source_ids)) or "NULL"
+        marks = _marks(source_ids)
         with self._write() as db:
+            db.execute(
+                f"DELETE FROM spans WHERE run_id = ? AND source_id IN ({marks})",
+                (run_id, *source_ids),
+            )
             cursor = db.execute(
                 f"DELETE FROM rows WHERE run_id = ? AND source_id IN ({marks}) "
                 f"AND status IN {sql_list(UNSENT)}",
@@ -632,7 +781,7 @@ class Ledger:
             )
             empty = (
                 f"id IN ({marks}) AND run_id = ? "
-                "AND NOT EXISTS (SELECT 1 FROM rows r WHERE r.source_id = sources.id)"
+                "AND NOT EXISTS (SELECT 1 FROM spans l WHERE l.source_id = sources.id)"
             )
             forgotten = f"SELECT id FROM sources WHERE {empty}"
             db.execute(
@@ -660,23 +809,29 @@ class Ledger:
         run_id: int | None = None,
         rows_between: tuple[int, int] | None = None,
     ) -> Iterator[QueuedRow]:
-        """Yield rows in ``statuses``, oldest first, a page at a time (safe to update meanwhile)."""
-        where = ["engagement_id = ?", f"status IN ({','.join('?' * len(statuses))})"]
+        """Yield rows in ``statuses``, oldest first, a page at a time (safe to update meanwhile).
+
+        ``source_ids`` are versions: the rows they hold, kept or new.
+        """
+        where = ["r.engagement_id = ?", f"r.status IN ({_marks(statuses)})"]
         params: list[Any] = [engagement_id, *(s.value for s in statuses)]
         if source_ids is not None:
-            where.append(f"source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})")
+            where.append(
+                f"EXISTS (SELECT 1 FROM spans l WHERE l.source_id IN ({_marks(source_ids)}) "
+                "AND r.id BETWEEN l.first_id AND l.first_id + l.row_count - 1)"
+            )
             params.extend(source_ids)
         if run_id is not None:
-            where.append("run_id = ?")
+            where.append("r.run_id = ?")
             params.append(run_id)
         if rows_between is not None:
-            where.append("row_number BETWEEN ? AND ?")
+            where.append("r.row_number BETWEEN ? AND ?")
             params.extend(rows_between)
         last = 0
         while True:
             page = self._db.execute(
-                f"SELECT id, payload, status, reuse FROM rows WHERE {' AND '.join(where)} "
-                "AND id > ? ORDER BY id LIMIT ?",
+                f"SELECT r.id, r.payload, r.status, r.reuse FROM rows r "
+                f"WHERE {' AND '.join(where)} AND r.id > ? ORDER BY r.id LIMIT ?",
                 (*params, last, PAGE),
             ).fetchall()
             if not page:
@@ -691,11 +846,10 @@ class Ledger:
         source_ids: Sequence[int],
         statuses: Sequence[RowStatus] = SENDABLE,
     ) -> int:
-        """Return how many rows of these sources wait to be sent."""
+        """Return how many rows of these versions wait to be sent."""
         found = self._db.execute(
-            f"SELECT count(*) FROM rows WHERE engagement_id = ? "
-            f"AND status IN ({','.join('?' * len(statuses))}) "
-            f"AND source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})",
+            f"SELECT count(DISTINCT r.id) FROM {MEMBERS} WHERE r.engagement_id = ? "
+            f"AND r.status IN ({_marks(statuses)}) AND l.source_id IN ({_marks(source_ids)})",
             (engagement_id, *(s.value for s in statuses), *source_ids),
         ).fetchone()
         return int(found[0])
@@ -729,6 +883,20 @@ class Ledger:
                     [(s.contact_id, s.reason, int(s.maybe_sent), run_id, s.row_id) for s in group],
                     now,
                 )
+            subscribed = [s.row_id for s in by_status.get(S.SUBSCRIBED, ())]
+            # One subscription per person: a later one (--resubscribe) replaces it.
+            db.executemany(
+                """
+                INSERT INTO subscriptions
+                    (engagement_id, identity, contact_id, subscribed_at, run_id, row_id)
+                SELECT engagement_id, identity, contact_id, ?, ?, id FROM rows
+                WHERE id = ? AND identity IS NOT NULL
+                ON CONFLICT (engagement_id, identity) DO UPDATE SET
+                    contact_id = excluded.contact_id, subscribed_at = excluded.subscribed_at,
+                    run_id = excluded.run_id, row_id = excluded.row_id
+                """,
+                [(now, run_id, row_id) for row_id in subscribed],
+            )
             db.executemany(
                 "INSERT INTO attempts (run_id, batch, started_at, status_code, kind, duration, "
                 "reuse, row_count, message) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -807,10 +975,10 @@ class Ledger:
                     }
                 )
             return counted
-        if source_ids is not None:
-            marks = ",".join("?" * len(source_ids)) or "NULL"
+        if source_ids is not None:  # the rows these versions hold, as their lines show them
             query = (
-                f"SELECT status, count(*) FROM rows WHERE source_id IN ({marks}) GROUP BY status"
+                f"SELECT r.status, count(*) FROM {MEMBERS} "
+                f"WHERE l.source_id IN ({_marks(source_ids)}) GROUP BY r.status"
             )
             params: Sequence[Any] = source_ids
         elif run_id is not None:
@@ -824,19 +992,18 @@ class Ledger:
         return Counter({status: n for status, n in self._db.execute(query, params)})
 
     def sources_of_rows(self, row_ids: Sequence[int]) -> list[int]:
-        """Return the distinct sources of some rows."""
+        """Return the newest version of each file that holds some of these rows."""
         found: set[int] = set()
         for start in range(0, len(row_ids), 500):
             chunk = row_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
             found.update(
                 int(source_id)
                 for (source_id,) in self._db.execute(
-                    f"SELECT DISTINCT source_id FROM rows WHERE id IN ({marks})",
+                    f"SELECT DISTINCT l.source_id FROM {MEMBERS} WHERE r.id IN ({_marks(chunk)})",
                     chunk,
                 )
             )
-        return sorted(found)
+        return self.latest_sources(sorted(found)) if found else []
 
     def runs(self) -> list[RunInfo]:
         """Every run, newest first, with its files and row counts."""
@@ -890,8 +1057,9 @@ class Ledger:
             params = tuple(source_ids)
         found = self._db.execute(
             f"""
-            SELECT s.id, s.path, s.sheet, s.engagement_id, count(r.id), max(r.row_number)
-            FROM sources s LEFT JOIN rows r ON r.source_id = s.id
+            SELECT s.id, s.path, s.sheet, s.engagement_id, coalesce(sum(l.row_count), 0),
+                   max(l.first_row + l.row_count - 1)
+            FROM sources s LEFT JOIN spans l ON l.source_id = s.id
             WHERE s.complete = 0 {where}
               AND NOT EXISTS (SELECT 1 FROM sources later WHERE later.id > s.id
                   AND later.path = s.path AND later.sheet = s.sheet
@@ -919,21 +1087,107 @@ class Ledger:
         ]
 
     def result_rows(self, *, source_ids: Sequence[int] | None = None) -> Iterator[ResultRow]:
-        """Yield every recorded row (of some sources, or all), in file and row order."""
+        """Yield the rows of some versions (or of every version), in version and row order.
+
+        Each row comes with its person's subscription to the engagement, when
+        there is one: a row kept from an earlier night or skipped for a person
+        subscribed elsewhere carries the contact id all the same.
+        """
         where, params = "", tuple[int, ...]()
         if source_ids is not None:
-            where = f"WHERE r.source_id IN ({','.join('?' * len(source_ids)) or 'NULL'})"
+            where = f"WHERE l.source_id IN ({_marks(source_ids)})"
             params = tuple(source_ids)
         cursor = self._db.cursor()
         cursor.execute(
-            "SELECT s.path, s.sheet, r.row_number, r.status, r.contact_id, r.phone, r.reason, "
-            f"s.header, r.cells FROM rows r JOIN sources s ON s.id = r.source_id {where} "
-            "ORDER BY r.source_id, r.row_number",
+            f"""
+            SELECT s.path, s.sheet, {MEMBER_ROW} AS number, r.status, r.contact_id, r.phone,
+                   r.reason, s.header, r.cells, p.contact_id, p.subscribed_at, p.run_id,
+                   p.row_id, ps.path, pr.row_number
+            FROM {MEMBERS} JOIN sources s ON s.id = l.source_id
+            LEFT JOIN subscriptions p
+                ON p.engagement_id = r.engagement_id AND p.identity = r.identity
+            LEFT JOIN rows pr ON pr.id = p.row_id LEFT JOIN sources ps ON ps.id = pr.source_id
+            {where}
+            ORDER BY l.source_id, number
+            """,
             params,
         )
         headers: dict[str, list[str]] = {}
-        for path, sheet, number, status, contact_id, phone, reason, header, cells in cursor:
+        for (
+            path, sheet, number, status, contact_id, phone, reason, header, cells,
+            p_contact, p_at, p_run, p_row, p_path, p_number,
+        ) in cursor:  # fmt: skip
             parsed = headers.setdefault(header, json.loads(header))
-            yield ResultRow(
-                path, sheet, number, status, contact_id, phone, reason, parsed, json.loads(cells)
+            subscription = (
+                None
+                if p_at is None
+                else Subscription(p_contact, p_at, p_run, p_row, p_path, p_number)
             )
+            yield ResultRow(
+                path,
+                sheet,
+                number,
+                status,
+                contact_id,
+                phone,
+                reason,
+                parsed,
+                json.loads(cells),
+                subscription,
+            )
+
+    # Housekeeping -------------------------------------------------------------
+
+    def discard(self, *, run_id: int | None = None, engagement_id: int | None = None) -> int:
+        """Leave out, on a person's request, the unsent rows of a run or of an engagement.
+
+        Pending, unknown and failed rows become ``discarded`` (never sent by any
+        command again); return how many.
+        """
+        if run_id is None and engagement_id is None:
+            raise ValueError("discard needs a run or an engagement")
+        where, params = [f"status IN {sql_list(DISCARDABLE)}"], list[Any]()
+        if run_id is not None:
+            sources = self.sources_of(run_id)
+            where.append(
+                f"(last_run_id = ? OR EXISTS (SELECT 1 FROM spans l WHERE l.source_id IN "
+                f"({_marks(sources)}) AND rows.id BETWEEN l.first_id "
+                "AND l.first_id + l.row_count - 1))"
+            )
+            params.extend([run_id, *sources])
+        if engagement_id is not None:
+            where.append("engagement_id = ?")
+            params.append(engagement_id)
+        asked = f"run {run_id}" if run_id is not None else f"engagement {engagement_id}"
+        with self._write() as db:
+            ids = [
+                row_id
+                for (row_id,) in db.execute(
+                    f"SELECT id FROM rows WHERE {' AND '.join(where)}", params
+                )
+            ]
+            self._guarded_update(
+                db,
+                S.DISCARDED,
+                "reason = ?",
+                [(f"discarded on request (`bulkimport discard`, {asked})", i) for i in ids],
+                _now(),
+            )
+        return len(ids)
+
+    def engagements(self) -> list[EngagementInfo]:
+        """Per engagement: the people subscribed and every row by status, each row once."""
+        people = dict(
+            self._db.execute(
+                "SELECT engagement_id, count(*) FROM subscriptions GROUP BY engagement_id"
+            ).fetchall()
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for engagement, status, n in self._db.execute(
+            "SELECT engagement_id, status, count(*) FROM rows GROUP BY engagement_id, status"
+        ):
+            counts.setdefault(int(engagement), {})[status] = int(n)
+        return [
+            EngagementInfo(engagement, int(people.get(engagement, 0)), counts[engagement])
+            for engagement in sorted(counts)
+        ]

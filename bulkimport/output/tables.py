@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 ROWS_SHEET = "Rows"
+ATTENTION_SHEET = "Needs attention"
+WHAT_TO_DO_COLUMN = "what to do"
 SUMMARY_SHEET = "Summary"
 
 # Excel's own "Good", "Neutral" and "Bad" cell-style colours, plus a grey for
@@ -59,6 +61,7 @@ STATUS_COLOURS: dict[str, str] = {
     "unknown": AMBER,
     "pending": AMBER,
     "sending": AMBER,
+    "discarded": GREY,
 }
 """Fill colour of a row by its status; ``valid`` and anything unlisted stay unfilled."""
 
@@ -77,7 +80,18 @@ Columns = Sequence[str] | Callable[[], Sequence[str]]
 SummaryPairs = Sequence[tuple[str, object]]
 # A callable summary is called after the last row, when totals counted while streaming are final.
 Summary = SummaryPairs | Callable[[], SummaryPairs]
-TableWriter = Callable[[IO[bytes], Sequence[str], Iterable[Row], str, Summary], int]
+# Says what a person should do about a row, or None when the row needs nobody.
+Attention = Callable[[Row], str | None]
+TableWriter = Callable[[IO[bytes], Sequence[str], Iterable[Row], "_Extras"], int]
+
+
+class _Extras:
+    """What a workbook holds beside its rows: colours, the summary, the rows that need a person."""
+
+    def __init__(self, status_column: str, summary: Summary, attention: Attention | None) -> None:
+        self.status_column = status_column
+        self.summary = summary
+        self.attention = attention
 
 
 def formula_safe(value: object) -> object:
@@ -182,6 +196,7 @@ def write_table(
     *,
     status_column: str = "status",
     summary: Summary = (),
+    attention: Attention | None = None,
 ) -> int:
     """Write ``columns`` and ``rows`` to ``path`` (.csv or .xlsx) and return how many rows.
 
@@ -189,24 +204,25 @@ def write_table(
     value of ``status_column`` and has a second sheet with the ``summary``
     (label, value) pairs; pass a callable to have them read after the last
     row, so counts taken while the rows stream are complete. A CSV holds one
-    table, so it carries the rows only. ``columns`` may be a callable too,
+    table, so it carries the rows only. With ``attention``, a workbook has a
+    "Needs attention" sheet: the rows it gives advice for, and the advice.
+    ``columns`` may be a callable too,
     called after the last row (when how wide the rows reach is known): the
     rows then wait in a private temporary file until the header is written.
     """
     writer = _writer_for(path)
     source = _RowSource(rows)
+    extras = _Extras(status_column, summary, attention)
     if callable(columns):
         named_later = columns
         count = _write_atomically(
             path,
             source,
-            lambda stream: _write_header_last(
-                stream, writer, named_later, source, status_column, summary
-            ),
+            lambda stream: _write_header_last(stream, writer, named_later, source, extras),
         )
     else:
         count = _write_atomically(
-            path, source, lambda stream: writer(stream, columns, source, status_column, summary)
+            path, source, lambda stream: writer(stream, columns, source, extras)
         )
     logger.info("wrote %d rows to %s", count, path)
     return count
@@ -290,8 +306,7 @@ def _write_header_last(
     writer: TableWriter,
     columns: Callable[[], Sequence[str]],
     rows: Iterable[Row],
-    status_column: str,
-    summary: Summary,
+    extras: _Extras,
 ) -> int:
     """Hold ``rows`` in a private temporary file, then write them under ``columns()``.
 
@@ -300,7 +315,7 @@ def _write_header_last(
     """
     with tempfile.TemporaryFile() as held:
         if writer is _write_csv:
-            count = _write_csv(held, (), rows, status_column, summary, header=False)
+            count = _write_csv(held, (), rows, extras, header=False)
             with _text(stream) as text:
                 csv.writer(text).writerow([formula_safe(name) for name in columns()])
             held.seek(0)
@@ -310,7 +325,7 @@ def _write_header_last(
         while chunk := list(itertools.islice(row_iter, 1000)):
             pickle.dump(chunk, held, protocol=pickle.HIGHEST_PROTOCOL)
         held.seek(0)
-        return writer(stream, columns(), _replayed(held), status_column, summary)
+        return writer(stream, columns(), _replayed(held), extras)
 
 
 def _replayed(held: IO[bytes]) -> Iterator[Row]:
@@ -349,8 +364,7 @@ def _write_csv(
     stream: IO[bytes],
     columns: Sequence[str],
     rows: Iterable[Row],
-    status_column: str,
-    summary: Summary,
+    extras: _Extras,
     *,
     header: bool = True,
 ) -> int:
@@ -358,7 +372,7 @@ def _write_csv(
 
     Without ``header`` only the rows are written, with no BOM: a body that follows a header.
     """
-    del status_column, summary  # a CSV has no colours and no second sheet
+    del extras  # a CSV has no colours and no second sheet
     with _text(stream, bom=header) as text:
         writer = csv.writer(text)
         if header:
@@ -386,10 +400,13 @@ def _write_xlsx(
     stream: IO[bytes],
     columns: Sequence[str],
     rows: Iterable[Row],
-    status_column: str,
-    summary: Summary,
+    extras: _Extras,
 ) -> int:
-    """Write a streamed workbook with a "Rows" and a "Summary" sheet and return the row count."""
+    """Write a streamed workbook with a "Rows" and a "Summary" sheet and return the row count.
+
+    Rows that need a person also go, as they stream, to a "Needs attention"
+    sheet with what to do (each streamed sheet has its own temporary file).
+    """
     if len(columns) > EXCEL_MAX_COLUMNS:
         # Excel cannot open a wider sheet; the leading columns say what happened to each row.
         logger.warning(
@@ -409,21 +426,41 @@ def _write_xlsx(
     sheet.freeze_panes = "A2"
 
     sheet.append([_text_cell(sheet, name, HEADER_STYLE) for name in columns])
+    attention = extras.attention
+    needs = None if attention is None else workbook.create_sheet(ATTENTION_SHEET)
+    # The advice goes last, within Excel's width: the sheet drops a column for it if need be.
+    needs_width = min(len(columns), EXCEL_MAX_COLUMNS - 1)
+    if needs is not None:
+        needs_columns = [*columns[:needs_width], WHAT_TO_DO_COLUMN]
+        _size_columns(needs, needs_columns, sample)
+        needs.freeze_panes = "A2"
+        needs.append([_text_cell(needs, name, HEADER_STYLE) for name in needs_columns])
+    status_column = extras.status_column
     status_index = columns.index(status_column) if status_column in columns else None
-    count = 0
+    count = needing = 0
     try:
         for row in itertools.chain(sample, row_iter):
             status = _status_of(row, status_index)
             sheet.append([_cell(sheet, value, status) for value in _padded(row, len(columns))])
             count += 1
+            advice = None if attention is None else attention(row)
+            if needs is not None and advice is not None:
+                values = [*itertools.islice(_padded(row, needs_width), needs_width), advice]
+                needs.append([_cell(needs, value, status) for value in values])
+                needing += 1
     except BaseException:
-        # Finish the sheet's own temporary file now: left to the garbage collector, it
-        # prints a traceback after the error message.
+        # Finish the sheets' own temporary files now: left to the garbage collector, they
+        # print a traceback after the error message.
         sheet.close()
+        if needs is not None:
+            needs.close()
         raise
     last_column = get_column_letter(max(len(columns), 1))
     sheet.auto_filter.ref = f"A1:{last_column}{count + 1}"
+    if needs is not None:
+        needs.auto_filter.ref = f"A1:{get_column_letter(needs_width + 1)}{needing + 1}"
 
+    summary = extras.summary
     pairs = summary() if callable(summary) else summary
     _write_summary(workbook.create_sheet(SUMMARY_SHEET), pairs)
     workbook.save(stream)
