@@ -2,7 +2,7 @@
 
 Runs the real `bulkimport` commands as a user would type them, against a
 sandbox started on a free port for the length of the demo. Running it twice
-shows the ledger at work: the second import skips everyone.
+shows the ledger at work: the second import sends nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def main() -> int:
     )
     _preview(RESULTS)
     print(f"Open {RESULTS} for every row with its status, contact id and reason.")
-    print(f"Run `make demo` again: the ledger ({LEDGER}) makes the second import skip everyone.")
+    print(
+        f"Run `make demo` again: the ledger ({LEDGER}) makes the second import send "
+        "nothing: every row keeps its state."
+    )
     return code
 
 

@@ -71,6 +71,9 @@ def test_run_twice_gives_one_line_per_row_each_with_the_contact_id(
         assert line["status"] == "subscribed"
         assert line["contact_id"] == str(contact["id"])
     assert len(results(ledger, tmp_path / "h.csv", "--history")) == 60  # both versions
+    code, output = invoke("status", "--ledger", str(ledger), "--json")
+    second, first = json.loads(output)["runs"]
+    assert second["rows"] == first["rows"] == {"subscribed": 30}  # the rows of the file it read
 
 
 def test_a_new_version_keeps_what_is_known_and_records_only_what_changed(

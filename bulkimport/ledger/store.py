@@ -431,13 +431,23 @@ class Ledger:
         return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int, exit_code: int) -> None:
-        """Record a run's end, with the rows it recorded or sent as they stand now."""
-        counts = self.counts(touched_by=run_id)
+        """Record a run's end, with its rows as they stand now.
+
+        A `run` counts the rows of the files it read (kept ones too: a second
+        run of a file shows its rows, not "none"); a `retry` the rows it sent.
+        """
+        counts = self._run_counts(run_id)
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE id = ?",
                 (_now(), exit_code, json.dumps(dict(counts), sort_keys=True), run_id),
             )
+
+    def _run_counts(self, run_id: int) -> Counter[str]:
+        found = self._db.execute("SELECT command FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if found is not None and found[0] == "run":
+            return self.counts(source_ids=self.sources_of(run_id))
+        return self.counts(touched_by=run_id)
 
     def run_settings(self, run_id: int) -> tuple[int, dict[str, Any]]:
         """Return a run's engagement id and settings; LedgerError if there is no such run."""
@@ -1038,7 +1048,7 @@ class Ledger:
                     finished,
                     code,
                     files,
-                    json.loads(counts) if counts else dict(self.counts(touched_by=run_id)),
+                    json.loads(counts) if counts else dict(self._run_counts(run_id)),
                     json.loads(settings),
                     self.incomplete_sources(self.sources_of(run_id)),
                 )
