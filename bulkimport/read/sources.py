@@ -30,6 +30,7 @@ from bulkimport.read.guards import (
     check_xlsx_extent,
     check_zip_limits,
 )
+from bulkimport.read.memory import MemoryTable, open_memory
 from bulkimport.read.table import DEFAULT_OPTIONS, ReadOptions, SourceTable, listed
 from bulkimport.read.text import (
     CSV_FIELD_SIZE_LIMIT,
@@ -51,7 +52,9 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "TEXT_SUFFIXES",
     "WORKBOOK_SUFFIXES",
+    "MemoryTable",
     "ReadOptions",
+    "SourceInput",
     "SourceTable",
     "cell_text",
     "check_ods_extent",
@@ -60,6 +63,7 @@ __all__ = [
     "check_zip_limits",
     "detect_encoding",
     "fingerprint",
+    "fingerprint_of",
     "listed",
     "open_source",
     "sniff_delimiter",
@@ -68,6 +72,8 @@ __all__ = [
 TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | WORKBOOK_SUFFIXES
+
+SourceInput = Path | MemoryTable  # a spreadsheet file, or a table the library was handed
 
 
 def fingerprint(path: Path) -> str:
@@ -81,13 +87,22 @@ def fingerprint(path: Path) -> str:
         ) from exc
 
 
+def fingerprint_of(table: SourceTable) -> str:
+    """Return the sha256 of what a table was read from: its file's bytes, or its own digest."""
+    return table.sha256 if table.sha256 is not None else fingerprint(Path(table.source))
+
+
 @contextmanager
-def open_source(path: Path, options: ReadOptions = DEFAULT_OPTIONS) -> Iterator[SourceTable]:
-    """Open a spreadsheet file and yield its header and streaming data rows.
+def open_source(path: SourceInput, options: ReadOptions = DEFAULT_OPTIONS) -> Iterator[SourceTable]:
+    """Open a spreadsheet file (or a table in memory) and yield its header and data rows.
 
     Raises :class:`InputError` for anything that makes the file unusable:
     missing, empty, unsupported, damaged, password-protected, header only.
     """
+    if isinstance(path, MemoryTable):
+        with open_memory(path) as memory:
+            yield memory
+        return
     suffix = _checked_suffix(path)
     opener = open_delimited if suffix in TEXT_SUFFIXES else open_workbook
     with opener(path, suffix, options) as table:
