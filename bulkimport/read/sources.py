@@ -30,6 +30,7 @@ from bulkimport.read.guards import (
     check_xlsx_extent,
     check_zip_limits,
 )
+from bulkimport.read.html import is_web_page, open_html
 from bulkimport.read.memory import MemoryTable, open_memory
 from bulkimport.read.table import DEFAULT_OPTIONS, ReadOptions, SourceTable, listed
 from bulkimport.read.text import (
@@ -105,6 +106,8 @@ def open_source(path: SourceInput, options: ReadOptions = DEFAULT_OPTIONS) -> It
         return
     suffix = _checked_suffix(path)
     opener = open_delimited if suffix in TEXT_SUFFIXES else open_workbook
+    if suffix == ".xls" and is_web_page(path):
+        opener = open_html
     with opener(path, suffix, options) as table:
         yield table
 
