@@ -44,8 +44,6 @@ def read_table(
     ``sheet`` is a sheet name or its number from 1; ``encoding`` and
     ``delimiter`` are for CSV files, when detection guesses wrong. Raises
     :class:`~bulkimport.errors.InputError` for a file that cannot be read.
-
-    >>> frame = bulkimport.read_table("applicants.xlsx")  # doctest: +SKIP
     """
     options = import_options(
         sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row
