@@ -209,7 +209,8 @@ def test_subscribing_the_same_frame_twice_sends_nothing_the_second_time(
     assert first["status"].tolist() == ["subscribed", "subscribed", "invalid", "subscribed"]
     assert first["row"].tolist() == [2, 3, 4, 5]
     assert first.loc[0, "Mobile"] == "9171234567"
-    assert first.loc[1, "Applied"] == ""  # NaT is an empty cell
+    assert first["Applied"].tolist() == ["2024-01-31", "", "2024-02-01T09:30:00", ""]
+    assert first.loc[2, "Name"] == ""  # None is an empty cell, as NaN and NaT are
     requests = sandbox.request_count()
 
     # The same cells in other types are the same source: nothing is sent again.
