@@ -132,6 +132,8 @@ def test_a_frame_column_named_like_a_result_column_is_kept_as_again() -> None:
         "status", "phone", "reason", "problem", "phone (again)", "status (again)",
     ]  # fmt: skip
     assert checked.iloc[0].tolist() == ["valid", "639171234567", "", "", "09171234567", "new"]
+    numbered = bulkimport.check(pd.DataFrame({0: ["x"], "Mobile": ["+639171234567"]}))
+    assert list(numbered.columns)[4:] == [0, "Mobile"]  # labels that do not clash stay as given
 
 
 def test_a_frame_read_from_a_file_checks_like_the_file() -> None:

@@ -199,7 +199,12 @@ def _checked_frame(
         index=own.index,
         dtype=str,
     )
-    renamed = own.set_axis(pd.Index(labels[len(CHECK_COLUMNS) :]), axis=1)
+    # Only a name that clashes changes: the others stay as given (an int label stays an int).
+    names = [
+        column if label == str(column) else label
+        for column, label in zip(own.columns, labels[len(CHECK_COLUMNS) :], strict=True)
+    ]
+    renamed = own.set_axis(pd.Index(names), axis=1)
     result = pd.concat([verdicts, renamed], axis=1)
     result.attrs = dict(originals.attrs)
     return result
