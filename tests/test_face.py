@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import subprocess
 import sys
@@ -15,8 +16,11 @@ from click.testing import CliRunner
 
 import bulkimport
 from bulkimport.cli import main
+from bulkimport.jobs import sending
+from bulkimport.jobs.sending import Sender
 from bulkimport.ledger.lock import LedgerLock
-from bulkimport.sandbox import SANDBOX_TOKEN, Sandbox
+from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
+from bulkimport.send.retry import RetryPolicy
 from tests.conftest import SAMPLES, write_csv
 
 APPLICANTS = SAMPLES / "applicants.xlsx"
@@ -296,6 +300,32 @@ def test_without_a_key_nothing_is_read_or_sent(
         api_key=SANDBOX_TOKEN,
     )
     assert again["status"].tolist() == ["subscribed"]
+
+
+@pytest.mark.usefixtures("api_env")
+def test_an_api_that_stays_down_raises_api_unavailable_with_the_commands_sentence(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []  # retries wait here instead of sleeping
+    no_sleep = RetryPolicy(backoff_base=0.01, sleep=waits.append)
+    monkeypatch.setattr(sending, "Sender", functools.partial(Sender, policy=no_sleep))
+    sandbox.set_faults(Faults(rate_503=1.0, retry_after=0))
+    # Three batches failing in a row stop the run (Sender.failures_to_stop).
+    phones = [f"+63917123456{n}" for n in range(4)]
+    path = write_csv(tmp_path / "p.csv", "phone", *phones)
+    with pytest.raises(bulkimport.ApiUnavailable) as error:
+        bulkimport.subscribe(
+            path, engagement=1234, ledger=tmp_path / "a.sqlite", api_url=sandbox.url, batch_size=1
+        )
+    assert waits  # it did retry before giving up
+    code, output = cli(
+        "run", str(path), "--engagement", "1234", "--api-url", sandbox.url,
+        "--ledger", str(tmp_path / "b.sqlite"), "--batch-size", "1",
+    )  # fmt: skip
+    assert code == 5
+    assert f"  {error.value}\n" in output
+    assert "bulkimport retry" in str(error.value)
+    assert set(bulkimport.results(tmp_path / "a.sqlite")["status"]) == {"pending"}
 
 
 @pytest.mark.usefixtures("api_env")

@@ -104,3 +104,14 @@ def test_read_table_gives_a_web_report_with_distinct_column_names() -> None:
     ]  # fmt: skip
     assert frame.loc[3, "Mobile No."] == "+63 918 123 4567"
     assert frame.loc[4, "Salary"] == "NaN"  # the page's text, not a missing value
+
+
+def test_a_web_report_too_large_to_read_whole_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulkimport.read import html
+
+    size = (DATA / "web_report.xls").stat().st_size
+    monkeypatch.setattr(html, "MAX_HTML_BYTES", size - 1)
+    with pytest.raises(InputError, match="is a web page larger than 0 MB: open it in Excel"):
+        read(DATA / "web_report.xls")
+    monkeypatch.setattr(html, "MAX_HTML_BYTES", size)
+    assert read(DATA / "web_report.xls")[0][0] == "Applicant No."
