@@ -7,9 +7,12 @@ unreadable becomes an :class:`~bulkimport.errors.InputError` that says what to
 do about it.
 
 The work is done in :mod:`~bulkimport.read.text` (CSV and its kin),
-:mod:`~bulkimport.read.workbooks` (calamine), :mod:`~bulkimport.read.guards`
+:mod:`~bulkimport.read.workbooks` (calamine), :mod:`~bulkimport.read.html`
+(a web report: an HTML table saved as .xls), :mod:`~bulkimport.read.memory`
+(a table the library face was handed), :mod:`~bulkimport.read.guards`
 (checks before a parser sees a file) and :mod:`~bulkimport.read.table` (what
-they yield); this module picks the reader by suffix and names what callers use.
+they yield); this module picks the reader by suffix (and, for .xls, by the
+first bytes) and names what callers use.
 """
 
 from __future__ import annotations
