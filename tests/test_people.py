@@ -71,7 +71,7 @@ def test_run_twice_gives_one_line_per_row_each_with_the_contact_id(
         assert line["status"] == "subscribed"
         assert line["contact_id"] == str(contact["id"])
     assert len(results(ledger, tmp_path / "h.csv", "--history")) == 60  # both versions
-    code, output = invoke("status", "--ledger", str(ledger), "--json")
+    _, output = invoke("status", "--ledger", str(ledger), "--json")
     second, first = json.loads(output)["runs"]
     assert second["rows"] == first["rows"] == {"subscribed": 30}  # the rows of the file it read
 

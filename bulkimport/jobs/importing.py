@@ -22,7 +22,7 @@ from bulkimport.ledger.store import (
     NewRow,
 )
 from bulkimport.ledger.versions import Carryover
-from bulkimport.read.sources import fingerprint
+from bulkimport.read.sources import SourceInput, fingerprint_of
 from bulkimport.rows.chunks import batched
 from bulkimport.rows.prepare import (
     CheckedRow,
@@ -53,7 +53,7 @@ def resolve_custom_fields(
 
 
 def run_import(
-    paths: Sequence[Path],
+    paths: Sequence[SourceInput],
     options: ImportOptions,
     settings: SendSettings,
     ledger: Ledger,
@@ -169,7 +169,7 @@ def _register_sources(
     ids: dict[str, int] = {}
     for source in sources:
         table = source.table
-        sha = fingerprint(Path(table.source))
+        sha = fingerprint_of(table)
         found = ledger.unfinished_source(sha, table.sheet, engagement_id)
         if found is None:
             found = ledger.add_source(

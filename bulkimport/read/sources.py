@@ -7,9 +7,12 @@ unreadable becomes an :class:`~bulkimport.errors.InputError` that says what to
 do about it.
 
 The work is done in :mod:`~bulkimport.read.text` (CSV and its kin),
-:mod:`~bulkimport.read.workbooks` (calamine), :mod:`~bulkimport.read.guards`
+:mod:`~bulkimport.read.workbooks` (calamine), :mod:`~bulkimport.read.html`
+(a web report: an HTML table saved as .xls), :mod:`~bulkimport.read.memory`
+(a table the library face was handed), :mod:`~bulkimport.read.guards`
 (checks before a parser sees a file) and :mod:`~bulkimport.read.table` (what
-they yield); this module picks the reader by suffix and names what callers use.
+they yield); this module picks the reader by suffix (and, for .xls, by the
+first bytes) and names what callers use.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from bulkimport.read.guards import (
     check_xlsx_extent,
     check_zip_limits,
 )
+from bulkimport.read.html import is_web_page, open_html
+from bulkimport.read.memory import MemoryTable, open_memory
 from bulkimport.read.table import DEFAULT_OPTIONS, ReadOptions, SourceTable, listed
 from bulkimport.read.text import (
     CSV_FIELD_SIZE_LIMIT,
@@ -51,7 +56,9 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "TEXT_SUFFIXES",
     "WORKBOOK_SUFFIXES",
+    "MemoryTable",
     "ReadOptions",
+    "SourceInput",
     "SourceTable",
     "cell_text",
     "check_ods_extent",
@@ -60,6 +67,7 @@ __all__ = [
     "check_zip_limits",
     "detect_encoding",
     "fingerprint",
+    "fingerprint_of",
     "listed",
     "open_source",
     "sniff_delimiter",
@@ -68,6 +76,8 @@ __all__ = [
 TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | WORKBOOK_SUFFIXES
+
+SourceInput = Path | MemoryTable  # a spreadsheet file, or a table the library was handed
 
 
 def fingerprint(path: Path) -> str:
@@ -81,15 +91,26 @@ def fingerprint(path: Path) -> str:
         ) from exc
 
 
+def fingerprint_of(table: SourceTable) -> str:
+    """Return the sha256 of what a table was read from: its file's bytes, or its own digest."""
+    return table.sha256 if table.sha256 is not None else fingerprint(Path(table.source))
+
+
 @contextmanager
-def open_source(path: Path, options: ReadOptions = DEFAULT_OPTIONS) -> Iterator[SourceTable]:
-    """Open a spreadsheet file and yield its header and streaming data rows.
+def open_source(path: SourceInput, options: ReadOptions = DEFAULT_OPTIONS) -> Iterator[SourceTable]:
+    """Open a spreadsheet file (or a table in memory) and yield its header and data rows.
 
     Raises :class:`InputError` for anything that makes the file unusable:
     missing, empty, unsupported, damaged, password-protected, header only.
     """
+    if isinstance(path, MemoryTable):
+        with open_memory(path) as memory:
+            yield memory
+        return
     suffix = _checked_suffix(path)
     opener = open_delimited if suffix in TEXT_SUFFIXES else open_workbook
+    if suffix == ".xls" and is_web_page(path):
+        opener = open_html
     with opener(path, suffix, options) as table:
         yield table
 

@@ -50,6 +50,7 @@ class SourceTable:
     encoding: str | None = None
     delimiter: str | None = None
     sheets: tuple[str, ...] = ()  # every sheet of the workbook, for hints; () for CSV
+    sha256: str | None = None  # a table held in memory has its own digest; None: the file's
 
 
 def listed(names: Sequence[str], limit: int = NAMES_LISTED) -> str:

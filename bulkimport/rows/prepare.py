@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bulkimport.contacts import Contact, Field, Problem, SourceRow
 from bulkimport.errors import InputError
-from bulkimport.read.sources import ReadOptions, SourceTable, listed, open_source
+from bulkimport.read.sources import ReadOptions, SourceInput, SourceTable, listed, open_source
 from bulkimport.read.table import header_names
 from bulkimport.rows.columns import (
     BARE_ID,
@@ -120,7 +120,9 @@ class Tally:
 
 
 @contextmanager
-def open_sources(paths: Sequence[Path], options: ImportOptions) -> Iterator[list[MappedSource]]:
+def open_sources(
+    paths: Sequence[SourceInput], options: ImportOptions
+) -> Iterator[list[MappedSource]]:
     """Open every input and map its header; raise InputError before any row is read."""
     if not paths:
         raise InputError("No input file given: name one or more .csv, .xlsx, .xls or .ods files.")
