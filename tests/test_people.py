@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import bulkimport
 from bulkimport.cli import main
 from bulkimport.ledger.schema import SCHEMA_VERSION
 from bulkimport.ledger.store import Ledger
@@ -74,6 +75,10 @@ def test_run_twice_gives_one_line_per_row_each_with_the_contact_id(
     _, output = invoke("status", "--ledger", str(ledger), "--json")
     second, first = json.loads(output)["runs"]
     assert second["rows"] == first["rows"] == {"subscribed": 30}  # the rows of the file it read
+    frame = bulkimport.results(ledger)  # the library gives the same lines
+    assert frame["row"].tolist() == list(range(2, 32))
+    assert frame["contact_id"].tolist() == [int(line["contact_id"]) for line in lines]
+    assert len(bulkimport.results(ledger, history=True)) == 60
 
 
 def test_a_new_version_keeps_what_is_known_and_records_only_what_changed(

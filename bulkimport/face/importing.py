@@ -23,7 +23,7 @@ from bulkimport.jobs.importing import run_import
 from bulkimport.jobs.summary import RunSummary
 from bulkimport.ledger.store import Ledger
 from bulkimport.output.progress import NoProgress
-from bulkimport.output.results import result_table
+from bulkimport.output.results import chosen_sources, result_table
 from bulkimport.output.tables import column_labels
 from bulkimport.send.client import EngageSparkClient, Timeouts
 from bulkimport.settings import DEFAULT_LEDGER, SendSettings, SettingError
@@ -124,20 +124,21 @@ def subscribe(
     return frame
 
 
-def results(ledger: LedgerPath = DEFAULT_LEDGER, *, run: int | None = None) -> pd.DataFrame:
+def results(
+    ledger: LedgerPath = DEFAULT_LEDGER, *, run: int | None = None, history: bool = False
+) -> pd.DataFrame:
     """Return the ledger's rows with their outcome, as `bulkimport results` writes them.
 
+    One line per row of each file's newest version, in the file's order.
     Every row has ``source``, ``sheet``, ``row``, ``status``, ``contact_id``
-    (an integer, or missing), ``phone`` and ``reason``, then the files' own
-    columns (a column named like one of those gets `` (again)``). ``run``
-    limits them to the files of one run (see :func:`status`). Raises
+    (an integer, or missing), ``subscribed_at``, ``phone`` and ``reason``,
+    then the files' own columns (a column named like one of those gets
+    `` (again)``). ``run`` gives the files of one run as it read them (see
+    :func:`status`); ``history`` every version of every file. Raises
     :class:`~bulkimport.errors.LedgerError` when there is no ledger or no such run.
     """
     with Ledger.existing(Path(ledger)) as book:
-        source_ids = None
-        if run is not None:
-            book.run_settings(run)  # refuses an unknown run
-            source_ids = book.sources_of(run)
+        source_ids = chosen_sources(book, run_id=run, history=history)
         return _results_frame(*result_table(book, source_ids=source_ids))
 
 
