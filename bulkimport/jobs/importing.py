@@ -12,7 +12,7 @@ from bulkimport.contacts import RowStatus
 from bulkimport.errors import ExitCode, InputError
 from bulkimport.jobs.sending import Sender, send_rows
 from bulkimport.jobs.summary import RunSummary
-from bulkimport.ledger.states import SENDABLE
+from bulkimport.ledger.states import sendable_states
 from bulkimport.ledger.store import (
     PAGE,
     Ledger,
@@ -29,7 +29,7 @@ from bulkimport.rows.prepare import (
     open_sources,
 )
 from bulkimport.send.batch import SubscriptionApi
-from bulkimport.settings import SendSettings
+from bulkimport.settings import SendSettings, UnknownPolicy
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,11 @@ def run_import(
     if complete:
         for source_id in summary.source_ids:
             ledger.complete_source(source_id)
+        statuses = sendable_states(unknown=settings.unknown is UnknownPolicy.RESEND)
         queued = ledger.queued_rows(
-            engagement_id=settings.engagement_id, source_ids=summary.source_ids
+            engagement_id=settings.engagement_id, source_ids=summary.source_ids, statuses=statuses
         )
-        total = ledger.count_queued(settings.engagement_id, summary.source_ids)
+        total = ledger.count_queued(settings.engagement_id, summary.source_ids, statuses)
         send_rows(ledger, queued, total, settings, sender, summary)
     else:
         summary.stopped = (
@@ -115,6 +116,7 @@ def retry_rows(
     *,
     run_id: int | None = None,
     include_rejected: bool = False,
+    include_unknown: bool = False,
 ) -> RunSummary:
     """Send again the rows of one engagement that are pending or unknown (and failed, if asked).
 
@@ -124,7 +126,10 @@ def retry_rows(
     started = time.monotonic()
     summary = RunSummary("retry", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
-    statuses = (*SENDABLE, RowStatus.FAILED) if include_rejected else SENDABLE
+    statuses = sendable_states(
+        unknown=include_unknown or settings.unknown is UnknownPolicy.RESEND,
+        rejected=include_rejected,
+    )
     source_ids = ledger.sources_of(run_id) if run_id is not None else None
     summary.run_id = ledger.start_run("retry", settings.engagement_id, settings.to_json())
     queued = list(
@@ -146,6 +151,7 @@ def retry_rows(
 
 
 def _finish(ledger: Ledger, summary: RunSummary, started: float) -> RunSummary:
+    summary.unknown_held = ledger.count_in_state(summary.engagement_id, RowStatus.UNKNOWN)
     summary.decide_exit_code()
     summary.duration = time.monotonic() - started
     if summary.run_id is not None:
