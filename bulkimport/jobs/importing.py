@@ -106,7 +106,8 @@ def run_import(
         )
     summary.incomplete = [i.describe() for i in ledger.incomplete_sources(summary.source_ids)]
     summary.counts = ledger.counts(source_ids=summary.source_ids)
-    return _finish(ledger, summary, started)
+    holds = settings.unknown is UnknownPolicy.HOLD
+    return _finish(ledger, summary, started, holds_unknown=holds)
 
 
 def retry_rows(
@@ -147,11 +148,14 @@ def retry_rows(
         for i in ledger.incomplete_sources(source_ids)
         if i.engagement_id == settings.engagement_id
     ]
-    return _finish(ledger, summary, started)
+    return _finish(ledger, summary, started, holds_unknown=RowStatus.UNKNOWN not in statuses)
 
 
-def _finish(ledger: Ledger, summary: RunSummary, started: float) -> RunSummary:
-    summary.unknown_held = ledger.count_in_state(summary.engagement_id, RowStatus.UNKNOWN)
+def _finish(
+    ledger: Ledger, summary: RunSummary, started: float, *, holds_unknown: bool = False
+) -> RunSummary:
+    if holds_unknown:  # left for a person: say how many, whichever run left them
+        summary.unknown_held = ledger.count_in_state(summary.engagement_id, RowStatus.UNKNOWN)
     summary.decide_exit_code()
     summary.duration = time.monotonic() - started
     if summary.run_id is not None:

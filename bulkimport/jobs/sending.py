@@ -29,7 +29,7 @@ from bulkimport.ledger.store import (
     QueuedRow,
     Settlement,
 )
-from bulkimport.output.progress import NoProgress, Progress
+from bulkimport.output.progress import NoProgress, PacedProgress, Progress
 from bulkimport.send.batch import BatchOutcome, Subscriber, SubscriptionApi, subscribe_batch
 from bulkimport.send.pacing import TokenBucket
 from bulkimport.send.retry import RetryPolicy
@@ -261,6 +261,8 @@ class _SendLoop:
                 settings.max_per_minute, self.batch_size, lambda: sender.clock().timestamp()
             )
             summary.per_minute = settings.max_per_minute
+            if isinstance(sender.progress, PacedProgress):
+                sender.progress.pace(settings.max_per_minute)
 
     def run(self, queued: Iterator[QueuedRow], total: int) -> None:
         self.sender.progress.begin(total)

@@ -79,6 +79,7 @@ class RunSummary:
         attention = (
             any(self.counts[s] for s in NEEDS_ATTENTION if s is not RowStatus.PENDING)
             or pending > 0
+            or self.unknown_held > 0
             or self.stopped
             or self.incomplete
             or self.problems

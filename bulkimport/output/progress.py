@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -22,6 +22,18 @@ class Progress(Protocol):
     def begin(self, total: int) -> None: ...  # 0 when not known in advance
     def advance(self, rows: int) -> None: ...
     def end(self) -> None: ...
+
+
+@runtime_checkable
+class PacedProgress(Protocol):
+    """A progress display that can count a pace (--max-per-minute) into its time left."""
+
+    def pace(self, per_minute: int) -> None: ...
+
+
+def paced_minutes(rows: int, per_minute: int) -> float:
+    """Return the minutes ``rows`` take at ``per_minute`` (the pace bounds the time left)."""
+    return rows / per_minute
 
 
 class NoProgress:
@@ -51,24 +63,45 @@ class BarProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} rows/s"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[paced]}"),
             console=Console(file=stream),
             transient=True,
         )
         self._task: TaskID | None = None
         self._started = 0.0
         self._done = 0
+        self._total = 0
+        self._per_minute: int | None = None
+
+    def pace(self, per_minute: int) -> None:
+        self._per_minute = per_minute
 
     def begin(self, total: int) -> None:
         self._started = time.monotonic()
+        self._total = total
         self._bar.start()
         # 0: not known in advance.
-        self._task = self._bar.add_task("send", total=total or None, rate="-")
+        self._task = self._bar.add_task(
+            "send", total=total or None, rate="-", paced=self._paced_left()
+        )
 
     def advance(self, rows: int) -> None:
         self._done += rows
         elapsed = max(time.monotonic() - self._started, 1e-6)
         if self._task is not None:
-            self._bar.update(self._task, advance=rows, rate=f"{self._done / elapsed:,.0f}")
+            self._bar.update(
+                self._task,
+                advance=rows,
+                rate=f"{self._done / elapsed:,.0f}",
+                paced=self._paced_left(),
+            )
+
+    def _paced_left(self) -> str:
+        """Return the time left at the pace, which no burst of fast answers can shorten."""
+        if self._per_minute is None or not self._total:
+            return ""
+        minutes = paced_minutes(max(self._total - self._done, 0), self._per_minute)
+        return f"paced {self._per_minute:,}/min: {minutes:,.1f} min left"
 
     def end(self) -> None:
         self._bar.stop()
@@ -87,11 +120,23 @@ class LogProgress:
         self._total = 0
         self._done = 0
         self._started = self._last = 0.0
+        self._per_minute: int | None = None
+
+    def pace(self, per_minute: int) -> None:
+        self._per_minute = per_minute
 
     def begin(self, total: int) -> None:
         self._total = total
         self._started = self._last = self._clock()
-        if total:
+        if total and self._per_minute:
+            minutes = paced_minutes(total, self._per_minute)
+            log.info(
+                "sending %d rows at most %d a minute (about %.1f minutes)",
+                total,
+                self._per_minute,
+                minutes,
+            )
+        elif total:
             log.info("sending %d rows", total)
         else:
             log.info("sending rows as they are read")
