@@ -19,8 +19,11 @@ from click.testing import CliRunner, Result
 from bulkimport.cli import main
 from bulkimport.errors import ExitCode, worst
 from bulkimport.jobs import sending
+from bulkimport.jobs.config import load_config
+from bulkimport.jobs.nightly import run_night
 from bulkimport.jobs.sending import Sender
-from bulkimport.sandbox import Faults, Sandbox
+from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
+from bulkimport.send.client import EngageSparkClient
 from bulkimport.send.retry import RetryPolicy
 from bulkimport.send.windows import SendWindow
 from tests.conftest import write_csv
@@ -230,3 +233,37 @@ def test_a_retry_after_a_backoff_that_crossed_the_windows_end_is_not_sent(
     assert result.exit_code == ExitCode.WAITING_FOR_WINDOW, result.output
     assert sandbox.request_count() == 1  # the first attempt only: its retry waits
     assert rows(ledger) == [("pending", "waits for the send window (opens 08:00 Asia/Manila)")] * 4
+
+
+def test_a_night_records_its_files_then_waits_for_the_window_and_sends(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    clock = FakeClock(MANILA_NIGHT)
+    (tmp_path / "inbox").mkdir()
+    write_csv(tmp_path / "inbox" / "a.csv", "Name,Mobile", *PH)
+    config = tmp_path / "import.toml"
+    base = (
+        f'engagement = 1234\ninputs = ["inbox/*.csv"]\napi_url = "{sandbox.url}"\n'
+        'ledger = "l.sqlite"\nsettle_seconds = 0\nsend_window = "08:00-20:00"\n'
+    )
+    config.write_text(base + "wait_for_window = false\n", encoding="utf-8")
+    client = EngageSparkClient(SANDBOX_TOKEN, sandbox.url)
+
+    def sender() -> Sender:
+        return Sender(client, policy=NO_WAIT, clock=clock, pause=clock.pause)
+
+    first = run_night(load_config(config), sender())
+    assert first.exit_code == ExitCode.WAITING_FOR_WINDOW
+    assert sandbox.request_count() == 0
+    waiting = first.to_json()["waiting"]
+    assert waiting["rows"] == 4
+    assert waiting["windows"] == [
+        {"opens": "08:00 Asia/Manila", "at": "2026-12-03T00:00+00:00", "rows": 4}
+    ]
+
+    config.write_text(base, encoding="utf-8")  # wait_for_window: true by default
+    second = run_night(load_config(config), sender())
+    assert second.exit_code == ExitCode.OK, second.to_json()
+    assert [s for s, _ in rows(tmp_path / "l.sqlite")] == ["subscribed"] * 4
+    assert clock.now == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert second.to_json()["waiting"] is None

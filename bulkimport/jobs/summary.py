@@ -68,6 +68,11 @@ class RunSummary:
         self.opens.clear()
         self.waiting_pending = 0
 
+    def hand_over_waiting(self) -> None:
+        """Leave the waiting rows to a later part that waits for their window (a night's)."""
+        self.waiting.clear()
+        self.opens.clear()
+
     def next_opening(self) -> datetime | None:
         """Return the earliest moment a waiting row's window opens (None: none opens)."""
         return min((at for at in self.opens.values() if at is not None), default=None)
