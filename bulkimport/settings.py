@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import time as clock_time
 from enum import StrEnum
 from pathlib import Path
@@ -326,6 +326,21 @@ class SendSettings:
         saved = asdict(self)
         saved["unknown"] = str(self.unknown)
         return saved
+
+    def keeping_window(self, saved: Mapping[str, Any]) -> SendSettings:
+        """Return these settings with the send window an earlier run saved, if none is given.
+
+        A window, once set for an engagement, holds for every later command
+        (a resumed run, a night) until one says ``--send-window any``.
+        """
+        if self.send_window is not None or not saved.get("send_window"):
+            return self
+        return replace(
+            self,
+            send_window=saved["send_window"],
+            timezone=self.timezone or saved.get("timezone"),
+            timezone_for_all=self.timezone_for_all or saved.get("timezone_for_all"),
+        )
 
     def updated(self, saved: Mapping[str, Any], **overrides: Any) -> SendSettings:
         """Return settings from a saved run, with the given non-None overrides."""

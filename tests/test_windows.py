@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from bulkimport.cli import main
 from bulkimport.errors import ExitCode, worst
 from bulkimport.jobs import sending
-from bulkimport.jobs.config import load_config
+from bulkimport.jobs.config import ConfigError, load_config
 from bulkimport.jobs.nightly import run_night
 from bulkimport.jobs.sending import Sender
 from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
@@ -267,3 +267,40 @@ def test_a_night_records_its_files_then_waits_for_the_window_and_sends(
     assert [s for s, _ in rows(tmp_path / "l.sqlite")] == ["subscribed"] * 4
     assert clock.now == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
     assert second.to_json()["waiting"] is None
+
+
+@pytest.mark.usefixtures("api_env")
+def test_a_resumed_run_keeps_the_window_an_earlier_run_set(
+    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+) -> None:
+    source = write_csv(tmp_path / "p.csv", "Name,Mobile", *PH)
+    ledger = tmp_path / "l.sqlite"
+    invoke(sandbox, *run_args(source, ledger, "--send-window", "08:00-20:00"))
+    again = invoke(sandbox, *run_args(source, ledger))  # the same file, no window named
+    assert again.exit_code == ExitCode.WAITING_FOR_WINDOW, again.output
+    assert sandbox.request_count() == 0
+    anyway = invoke(sandbox, "retry", "--ledger", str(ledger), "--send-window", "any")
+    assert anyway.exit_code == ExitCode.OK, anyway.output
+    assert sandbox.contact_count() == 4
+
+
+@pytest.mark.parametrize("window", ["8-20", "08:00-08:00", "25:00-06:00", "08:00"])
+def test_a_window_that_is_no_window_is_refused_naming_the_flag(tmp_path: Path, window: str) -> None:
+    source = write_csv(tmp_path / "p.csv", "Name,Mobile", *PH)
+    result = CliRunner().invoke(
+        main, [*run_args(source, tmp_path / "l.sqlite", "--send-window", window)]
+    )
+    assert result.exit_code == ExitCode.USAGE
+    assert '--send-window must be a window like "08:00-20:00"' in result.output
+
+
+def test_the_nightly_config_refuses_a_bad_window_or_zone_by_its_key(tmp_path: Path) -> None:
+    for line, expected in (
+        ('send_window = "20-06"', '"send_window" must be a window like'),
+        ('timezone = "Asia/Atlantis"', '"timezone" must be an IANA time zone'),
+        ('unknown = "maybe"', '"unknown" must be "resend" or "hold"'),
+    ):
+        config = tmp_path / "import.toml"
+        config.write_text(f'engagement = 1\ninputs = "*.csv"\n{line}\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=expected):
+            load_config(config)

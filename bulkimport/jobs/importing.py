@@ -65,6 +65,7 @@ def run_import(
     marked incomplete (every command says so); the same command continues.
     """
     started = time.monotonic()
+    settings = settings.keeping_window(ledger.last_settings(settings.engagement_id))
     summary = RunSummary("run", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
     with open_sources(paths, options) as sources:
