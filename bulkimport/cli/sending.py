@@ -5,6 +5,7 @@ The stages are imported when a command calls these, not when the CLI starts.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -41,6 +42,11 @@ class Delivery:
     ) -> Delivery:
         """Ask only a person at a terminal: never under cron, a pipe, --yes or --dry-run."""
         at_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        if wait_for_window:
+            # Say when the wait resumes, even without -v: a person may be watching.
+            waiting = logging.getLogger("bulkimport.jobs.waiting")
+            if waiting.getEffectiveLevel() > logging.INFO:
+                waiting.setLevel(logging.INFO)
         return cls(limit, wait_for_window, ask=at_terminal and not assume_yes and not dry_run)
 
 

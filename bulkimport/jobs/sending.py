@@ -38,6 +38,8 @@ from bulkimport.settings import MAX_WAIT_SECONDS, UnknownPolicy
 from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
+# What --wait says while it waits; the CLI shows these lines at the default verbosity.
+WAIT_LOG = logging.getLogger("bulkimport.jobs.waiting")
 
 POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
 PACE_STEP_SECONDS = 1.0  # a paced loop records the answers that arrived at least this often
@@ -157,7 +159,8 @@ def send_rows(
     loop = _SendLoop(ledger, settings, sender, summary, allowance)
     loop.run(queued, total)
     deadline = sender.clock() + timedelta(seconds=MAX_WAIT_SECONDS)
-    while sender.wait_for_window and loop.waiting_ids and not _stopped(summary, sender):
+    waits = sender.wait_for_window and sender.dry_run is None  # a dry run never waits
+    while waits and loop.waiting_ids and not _stopped(summary, sender):
         opening = summary.next_opening()
         if opening is None or opening > deadline:
             summary.stopped = (
@@ -165,9 +168,10 @@ def send_rows(
                 f"{summary.waiting_rows:,} row(s) wait: {summary.resume_with}."
             )
             break
-        log.info(
-            "%d row(s) wait for their send window: resuming at %s",
+        WAIT_LOG.info(
+            "%d row(s) wait for their send window (opens %s): resuming at %s",
             summary.waiting_rows,
+            ", ".join(sorted(summary.waiting)),
             opening.isoformat(timespec="minutes"),
         )
         if sender.wait((opening - sender.clock()).total_seconds()):
@@ -177,7 +181,7 @@ def send_rows(
             )
             break
         rows = ledger.queued_by_ids(loop.waiting_ids, SENDABLE)
-        log.info("the send window opened: sending again (%d row(s) waited)", len(rows))
+        WAIT_LOG.info("the send window opened: sending %d row(s) that waited", len(rows))
         summary.clear_waiting()
         loop = _SendLoop(ledger, settings, sender, summary, allowance)
         loop.run(iter(rows), len(rows))
@@ -254,7 +258,7 @@ class _SendLoop:
         self._held: dict[str, list[int]] = {}  # reason: rows to give it, written a page at a time
         self.batch_size = settings.batch_size
         self.bucket: TokenBucket | None = None
-        if settings.max_per_minute is not None:
+        if settings.max_per_minute is not None and sender.dry_run is None:
             # A batch larger than a minute's worth shrinks to fit the pace.
             self.batch_size = min(settings.batch_size, settings.max_per_minute)
             self.bucket = TokenBucket(
