@@ -41,7 +41,7 @@ def invoke(sandbox: Sandbox, *args: str) -> Result:
     return CliRunner().invoke(main, [*args, "--api-url", sandbox.url], catch_exceptions=False)
 
 
-def run_args(source: Path, ledger: Path, *more: str) -> list[str]:
+def run_args(source: Path, ledger: Path) -> list[str]:
     return ["run", str(source), "--engagement", "1234", "--country", "PH", "--ledger", str(ledger)]
 
 
@@ -207,3 +207,13 @@ def test_the_question_at_a_terminal(sandbox: Sandbox, tmp_path: Path) -> None:
     assert code == ExitCode.OK, seen
     assert "Continue?" not in seen
     assert sandbox.contact_count() == 4
+
+
+def test_the_time_left_counts_the_pace() -> None:
+    from bulkimport.output.progress import describe_left
+
+    # 100 of 400 rows in 10 s: 30 s left at that rate, but 5 minutes at 60 a minute.
+    assert describe_left(400, 100, 10.0, None) == "0:00:30"
+    assert describe_left(400, 100, 10.0, 60) == "0:05:00"
+    assert describe_left(400, 0, 0.0, 60) == "0:06:40"
+    assert describe_left(400, 0, 0.0, None) == "-:--:--"

@@ -50,11 +50,15 @@ class NoProgress:
 
 
 class BarProgress:
-    """A rich progress bar: rows done of total, rows per second, time left."""
+    """A rich progress bar: rows done of total, rows per second, time left.
+
+    The time left is the longer of what the rows per second so far and the
+    pace (--max-per-minute) say: a burst of fast answers cannot shorten a pace.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as Bar
 
         self._bar = Bar(
@@ -62,8 +66,7 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} rows/s"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[paced]}"),
+            TextColumn("[cyan]{task.fields[left]}"),
             console=Console(file=stream),
             transient=True,
         )
@@ -79,10 +82,11 @@ class BarProgress:
     def begin(self, total: int) -> None:
         self._started = time.monotonic()
         self._total = total
+        self._done = 0
         self._bar.start()
         # 0: not known in advance.
         self._task = self._bar.add_task(
-            "send", total=total or None, rate="-", paced=self._paced_left()
+            "send", total=total or None, rate="-", left=self._time_left(0.0)
         )
 
     def advance(self, rows: int) -> None:
@@ -93,18 +97,28 @@ class BarProgress:
                 self._task,
                 advance=rows,
                 rate=f"{self._done / elapsed:,.0f}",
-                paced=self._paced_left(),
+                left=self._time_left(elapsed),
             )
 
-    def _paced_left(self) -> str:
-        """Return the time left at the pace, which no burst of fast answers can shorten."""
-        if self._per_minute is None or not self._total:
-            return ""
-        minutes = paced_minutes(max(self._total - self._done, 0), self._per_minute)
-        return f"paced {self._per_minute:,}/min: {minutes:,.1f} min left"
+    def _time_left(self, elapsed: float) -> str:
+        return describe_left(self._total, self._done, elapsed, self._per_minute)
 
     def end(self) -> None:
         self._bar.stop()
+
+
+def describe_left(total: int, done: int, elapsed: float, per_minute: int | None) -> str:
+    """Return the time left as ``H:MM:SS``: at the rate so far, never less than at the pace."""
+    remaining = max(total - done, 0)
+    if not total:
+        return "-:--:--"
+    seconds = remaining * elapsed / done if done else 0.0
+    if per_minute:
+        seconds = max(seconds, paced_minutes(remaining, per_minute) * 60)
+    elif not done:
+        return "-:--:--"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class LogProgress:
