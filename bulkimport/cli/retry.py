@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from contextlib import closing
@@ -130,6 +131,11 @@ def retry(
                     include_unknown=include_unknown,
                 )
             summaries.append(summary)
+            if delivery.limit is not None:  # --limit counts people across engagements
+                left = max(delivery.limit - summary.handed, 0)
+                if left == 0:
+                    break
+                delivery = dataclasses.replace(delivery, limit=left)
             if summary.refused or summary.unavailable or summary.declined or signals.stop.is_set():
                 break
         ids = sorted({i for s in summaries for i in s.source_ids})

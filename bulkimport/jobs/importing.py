@@ -126,6 +126,7 @@ def retry_rows(
     their recorded rows are sent, and the summary never calls them settled.
     """
     started = time.monotonic()
+    settings = settings.keeping_window(ledger.last_settings(settings.engagement_id))
     summary = RunSummary("retry", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
     statuses = sendable_states(

@@ -377,6 +377,7 @@ class _SendLoop:
         reuse = self.settings.reuse or any(row.reuse for row in batch)
         label = f"{self.run_id}.{number}"
         self.summary.batches += 1
+        self.summary.handed += len(batch)
         if self.sender.dry_run is not None:
             self.sender.dry_run(label, reuse, [row.payload for row in batch])
             return

@@ -46,6 +46,7 @@ class RunSummary:
     waiting_pending: int = 0  # of the waiting rows, those pending (the rest are unknown)
     resume_with: str = "`bulkimport retry` sends them once their window opens (or add --wait)"
     limited: int = 0  # rows left pending by --limit
+    handed: int = 0  # rows handed to the API (what --limit counts)
     per_minute: int | None = None  # the pace, when one was set
     declined: bool = False  # the person answered no to the question before sending
     unknown_held: int = 0  # unknown rows of the engagement held for a person (--unknown hold)
