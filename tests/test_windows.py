@@ -19,11 +19,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bulkimport.cli import main
-from bulkimport.errors import ExitCode, worst
+from bulkimport.errors import ExitCode, LedgerLocked, worst
 from bulkimport.jobs import sending
 from bulkimport.jobs.config import ConfigError, load_config
 from bulkimport.jobs.nightly import run_night
 from bulkimport.jobs.sending import Sender
+from bulkimport.ledger.store import Ledger
 from bulkimport.sandbox import SANDBOX_TOKEN, Faults, Sandbox
 from bulkimport.send.client import EngageSparkClient
 from bulkimport.send.retry import RetryPolicy
@@ -184,13 +185,35 @@ def test_a_wrapping_window_sends_at_night_only(
 
 @pytest.mark.usefixtures("api_env")
 def test_wait_stays_and_sends_each_zone_as_its_window_opens(
-    sandbox: Sandbox, tmp_path: Path, clock: FakeClock
+    sandbox: Sandbox,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     source = write_csv(tmp_path / "p.csv", "Name,Mobile", *PH, *US)
     ledger = tmp_path / "l.sqlite"
+    locked_out: list[bool] = []
+
+    def pause(seconds: float) -> None:
+        try:  # another run now: the waiting run still holds the ledger
+            with Ledger.locked(ledger):
+                locked_out.append(False)
+        except LedgerLocked:
+            locked_out.append(True)
+        clock.pause(seconds)
+
+    monkeypatch.setattr(
+        sending, "Sender", functools.partial(Sender, policy=NO_WAIT, clock=clock, pause=pause)
+    )
     args = run_args(source, ledger, "--send-window", "08:00-20:00", "--wait")
     result = invoke(sandbox, *args)
     assert result.exit_code == ExitCode.OK, result.output
+    assert locked_out == [True]
+    assert (
+        "4 row(s) wait for their send window (opens 08:00 Asia/Manila): resuming at "
+        "2026-12-03T00:00+00:00" in caplog.text
+    )
     assert [s for s, _ in rows(ledger)] == ["subscribed"] * 7
     # 02:00 Manila / 10:00 LA: the Californians go at once, Manila at its 08:00.
     assert clock.now == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
