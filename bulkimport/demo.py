@@ -56,6 +56,7 @@ def main() -> int:
             "--api-url", sandbox.url,
             "--ledger", str(LEDGER),
             "--results", str(RESULTS),
+            "--yes",  # the demo sends to the sandbox: no question
             env=env,
         )  # fmt: skip
         _bulkimport("status", "--ledger", str(LEDGER), env=env)

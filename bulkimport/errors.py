@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     API_REFUSED = 3  # the API refused the run: key, funds, organization, engagement
     LOCKED = 4  # another run holds the ledger
     API_UNAVAILABLE = 5  # the API stayed unavailable; `bulkimport retry` later
+    WAITING_FOR_WINDOW = 6  # nothing is wrong: the rest waits for its send window
 
 
 # Worst first: a command or night made of several parts exits with the worst of
@@ -27,12 +28,13 @@ SEVERITY = (
     ExitCode.API_REFUSED,
     ExitCode.API_UNAVAILABLE,
     ExitCode.ROWS_NEED_ATTENTION,
+    ExitCode.WAITING_FOR_WINDOW,
     ExitCode.OK,
 )
 
 
 def worst(codes: Iterable[ExitCode]) -> ExitCode:
-    """Return the most serious of some exit codes: 3 > 5 > 1 > 0 (OK when there are none)."""
+    """Return the most serious of some exit codes: 3 > 5 > 1 > 6 > 0 (OK when there are none)."""
     return min(codes, key=SEVERITY.index, default=ExitCode.OK)
 
 

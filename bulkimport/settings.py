@@ -17,7 +17,9 @@ from __future__ import annotations
 import codecs
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import time as clock_time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,6 +52,28 @@ MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 32
 DEFAULT_TIMEOUT = 30.0  # seconds to wait for the answer to one request
 MIN_TIMEOUT, MAX_TIMEOUT = 1.0, 600.0
 DEFAULT_REUSE = True  # try_using_existing=newest; False creates a contact every time
+
+# --- when people get the message -----------------------------------------------------------
+
+DEFAULT_SEND_WINDOW: str | None = None  # None: any hour; "08:00-20:00" in each person's time
+NO_SEND_WINDOW = "any"  # what turns off a window an earlier run saved
+SEND_WINDOW_MUST_BE = 'a window like "08:00-20:00" (it may wrap midnight: "20:00-06:00") or "any"'
+TIMEZONE_MUST_BE = 'an IANA time zone such as "Asia/Manila" or "America/Los_Angeles"'
+DEFAULT_WAIT_FOR_WINDOW = True  # nightly: stay and send as windows open (run/retry: --wait)
+MAX_WAIT_SECONDS = 24 * 3600.0  # --wait gives up after this long
+MIN_PER_MINUTE, MAX_PER_MINUTE = 1, 100_000
+MIN_LIMIT, MAX_LIMIT = 1, 10_000_000
+
+
+class UnknownPolicy(StrEnum):
+    """What happens to rows whose answer was lost (they may have got the message)."""
+
+    RESEND = "resend"  # send again with contact reuse: nobody missed, someone maybe twice
+    HOLD = "hold"  # keep them unknown until a person sends them (retry --include-unknown)
+
+
+DEFAULT_UNKNOWN = UnknownPolicy.RESEND
+UNKNOWN_MUST_BE = '"resend" or "hold"'
 
 # --- the nightly import -------------------------------------------------------------------
 
@@ -164,6 +188,78 @@ def check_settle_seconds(value: object, name: str = "settle_seconds") -> float:
     return _seconds(value, name, MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS)
 
 
+def parse_send_window(value: str) -> tuple[clock_time, clock_time] | None:
+    """Return a window's opening and closing times (None for "any"); raise ValueError."""
+    if value.strip().lower() == NO_SEND_WINDOW:
+        return None
+    opens, sep, closes = value.partition("-")
+    if not sep:
+        raise ValueError(value)
+    start, end = (_clock_time(part) for part in (opens, closes))
+    if start == end:
+        raise ValueError(value)  # an empty window (or a whole day: say "any")
+    return start, end
+
+
+def _clock_time(text: str) -> clock_time:
+    hours, sep, minutes = text.strip().partition(":")
+    if not sep or not hours.isdigit() or len(minutes) != 2 or not minutes.isdigit():
+        raise ValueError(text)
+    if hours == "24" and minutes == "00":
+        return clock_time(0, 0)  # "20:00-24:00" closes at midnight
+    return clock_time(int(hours), int(minutes))  # ValueError beyond 23:59
+
+
+def check_send_window(value: object, name: str = "send_window") -> str | None:
+    """Return the window as given, e.g. ``"08:00-20:00"`` (``None``: no window)."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        parse_send_window(value)
+    except ValueError as error:
+        raise SettingError(name, value, SEND_WINDOW_MUST_BE) from error
+    return value.strip()
+
+
+def check_timezone(value: object, name: str = "timezone") -> str | None:
+    """Return an IANA zone name that the zone database knows (``None``: none given)."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo  # here, not at start-up: it reads the zone database
+
+    try:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(value)
+        ZoneInfo(value.strip())
+    except (ValueError, OSError, KeyError) as error:  # ZoneInfoNotFoundError is a KeyError
+        raise SettingError(name, value, TIMEZONE_MUST_BE) from error
+    return value.strip()
+
+
+def check_max_per_minute(value: object, name: str = "max_per_minute") -> int | None:
+    """Return the most people subscribed per minute (``None``: as fast as the API takes)."""
+    if value is None:
+        return None
+    return _whole_number(value, name, MIN_PER_MINUTE, MAX_PER_MINUTE)
+
+
+def check_limit(value: object, name: str = "limit") -> int | None:
+    """Return the most people one command sends (``None``: all of them)."""
+    if value is None:
+        return None
+    return _whole_number(value, name, MIN_LIMIT, MAX_LIMIT)
+
+
+def check_unknown(value: object, name: str = "unknown") -> UnknownPolicy:
+    """Return what to do with rows whose answer was lost: resend or hold."""
+    try:
+        return UnknownPolicy(str(value) if isinstance(value, str) else "")
+    except ValueError as error:
+        raise SettingError(name, value, UNKNOWN_MUST_BE) from error
+
+
 def whole_number_range(low: int, high: int) -> str:
     """Return how a message or help text words a whole-number range."""
     return f"a whole number from {low} to {high}"
@@ -203,16 +299,48 @@ class SendSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT
+    send_window: str | None = DEFAULT_SEND_WINDOW  # read in each person's time zone
+    timezone: str | None = None  # the zone of rows whose number tells none (None: this machine's)
+    timezone_for_all: str | None = None  # read the window in this one zone for everyone
+    max_per_minute: int | None = None  # people subscribed per minute, across all batches
+    unknown: UnknownPolicy = DEFAULT_UNKNOWN
 
     def __post_init__(self) -> None:
         check_api_url(self.api_url)
         check_batch_size(self.batch_size)
         check_concurrency(self.concurrency)
+        check_send_window(self.send_window)
+        check_timezone(self.timezone)
+        check_timezone(self.timezone_for_all, "timezone_for_all")
+        check_max_per_minute(self.max_per_minute)
+        object.__setattr__(self, "unknown", check_unknown(self.unknown))
         # Below MIN_TIMEOUT is allowed here: a rehearsal against a local sandbox may wait less.
         object.__setattr__(self, "timeout", _seconds(self.timeout, "timeout", 0.001, MAX_TIMEOUT))
 
+    @property
+    def has_window(self) -> bool:
+        """Return whether rows are sent only inside a send window."""
+        return self.send_window is not None and parse_send_window(self.send_window) is not None
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        saved = asdict(self)
+        saved["unknown"] = str(self.unknown)
+        return saved
+
+    def keeping_window(self, saved: Mapping[str, Any]) -> SendSettings:
+        """Return these settings with the send window an earlier run saved, if none is given.
+
+        A window, once set for an engagement, holds for every later command
+        (a resumed run, a night) until one says ``--send-window any``.
+        """
+        if self.send_window is not None or not saved.get("send_window"):
+            return self
+        return replace(
+            self,
+            send_window=saved["send_window"],
+            timezone=self.timezone or saved.get("timezone"),
+            timezone_for_all=self.timezone_for_all or saved.get("timezone_for_all"),
+        )
 
     def updated(self, saved: Mapping[str, Any], **overrides: Any) -> SendSettings:
         """Return settings from a saved run, with the given non-None overrides."""

@@ -608,7 +608,7 @@ def test_check_config_prints_the_plan_and_sends_nothing(api: Sandbox, home: Path
 
 # Keys the sample sets as an example of what a night looks like, not to their default.
 SAMPLE_EXAMPLES = {"engagement", "inputs", "country", "results_dir", "after", "archive_dir",
-                   "log_file", "map"}  # fmt: skip
+                   "log_file", "map", "send_window", "timezone"}  # fmt: skip
 
 
 def test_the_sample_config_sets_every_other_key_to_the_code_default() -> None:

@@ -53,6 +53,9 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
         line["results"] = str(results_path) if results_path else None
         click.echo(json.dumps(line, ensure_ascii=False))
         return
+    if summary.declined:
+        click.secho(shown(summary.stopped), fg="yellow", err=True)
+        return
     title = "Dry run" if summary.dry_run else summary.command.capitalize()
     files = f" · {', '.join(summary.files)}" if summary.files else ""
     click.echo(f"\n{title} {summary.run_id} · engagement {summary.engagement_id}" + shown(files))
@@ -62,8 +65,12 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
         f"  {summary.batches} batches, {summary.attempts} requests{retries}, "
         f"{summary.duration:.1f} s"
     )
+    if summary.per_minute:
+        click.echo(f"  paced at most {summary.per_minute:,} people a minute")
     if summary.recovered:
         click.echo(f"  {summary.recovered} rows interrupted earlier were marked unknown.")
+    for waits in _waiting_lines(summary):
+        click.secho(shown(f"  {waits}"), fg="yellow")
     if summary.stopped:
         click.secho(shown(f"  {summary.stopped}"), fg="yellow")
     for item in summary.incomplete:
@@ -74,6 +81,32 @@ def _print_send(summary: RunSummary, results_path: Path | None, as_json: bool) -
         click.echo(f"  Results written to {results_path}")
     for hint in _next_steps(summary, results_path):
         click.echo(f"  Next: {hint}")
+
+
+def _waiting_lines(summary: RunSummary) -> list[str]:
+    """Say what waits: the limit's rest, each closed window, the unknown rows and the choice."""
+    lines = []
+    if summary.limited:
+        sent = summary.touched.get("subscribed", 0)
+        lines.append(
+            f"{sent:,} subscribed; {summary.limited:,} wait: run `bulkimport retry` "
+            "to send them (--limit)."
+        )
+    if summary.waiting:
+        opens = ", ".join(f"{rows:,} at {when}" for when, rows in sorted(summary.waiting.items()))
+        lines.append(
+            f"{summary.waiting_rows:,} row(s) wait for their send window (opens: {opens}): "
+            f"{summary.resume_with}."
+        )
+    unknown = summary.counts.get("unknown", 0) or summary.unknown_held
+    if unknown:
+        lines.append(
+            f"{unknown:,} row(s) unknown: their answer was lost, so the person may have got "
+            "the message. --unknown resend (the default) sends them again with contact "
+            "reuse (no second contact, but maybe a second message); --unknown hold keeps "
+            "them until `bulkimport retry --include-unknown`."
+        )
+    return lines
 
 
 def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
@@ -97,6 +130,12 @@ def _next_steps(summary: RunSummary, results_path: Path | None) -> list[str]:
         hints.append("fix what the message above says, then `bulkimport retry`.")
     elif summary.incomplete:
         hints.append("run the same command again to read the files to their end.")
+    elif (
+        summary.waiting
+        and counts["pending"] == summary.waiting_pending
+        and not (counts["unknown"] or counts["sending"])
+    ):
+        pass  # said above: the rows wait for their window
     elif counts["pending"] or counts["unknown"] or counts["sending"]:
         hints.append("`bulkimport retry` sends the rows left pending or unknown.")
     return hints

@@ -48,7 +48,11 @@ def nightly(config_path: Path, check_config: bool) -> None:
     only its new rows. Log lines go to stderr (and the log file); one JSON line
     goes to stdout. Exit code: 0 all done, 1 rows need attention, 2 config or
     input error, 3 the API refused, 4 another run holds the ledger, 5 the API
-    stayed unavailable.
+    stayed unavailable, 6 nothing wrong: the rest waits for its send window.
+
+    With send_window set, people are messaged only inside it, in their own
+    time; with wait_for_window (the default) the night stays after reading
+    every file and sends as the windows open. A night never asks a question.
 
     \b
     Example:
@@ -119,6 +123,7 @@ def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
     after = f"moved to {config.archive_dir}" if config.archive_dir else "left where they are"
     click.echo(f"  imported files: {after}")
     click.echo(f"  log file: {config.log_file or 'none (log lines go to stderr only)'}")
+    click.echo(f"  {_window_note(config)}")
     if config.settle_seconds:
         click.echo(
             f"  A file whose size or time changes within {config.settle_seconds:g} s "
@@ -126,6 +131,25 @@ def _print_plan(config: NightlyConfig, plan: NightPlan) -> None:
         )
     else:
         click.echo("  Files are not checked for still being written (settle_seconds = 0).")
+
+
+def _window_note(config: NightlyConfig) -> str:
+    """Say when people get the message: the window, the zones, the wait, the pace."""
+    from bulkimport.send.windows import SendWindow
+
+    window = SendWindow.from_settings(config.send_settings())
+    if window is None:
+        text = "send window: none (people are messaged at any hour, as the night runs)"
+    else:
+        wait = (
+            "the night waits and sends as windows open"
+            if config.wait_for_window
+            else "rows outside wait for the next night (exit code 6)"
+        )
+        text = f"send window: {window.describe()}; {wait}"
+    if config.max_per_minute:
+        text += f"; at most {config.max_per_minute:,} people a minute"
+    return text + f"; lost answers: {config.unknown}"
 
 
 def _load_key(config: NightlyConfig) -> ApiKey:

@@ -23,13 +23,18 @@ from bulkimport.settings import (
     MIN_CONCURRENCY,
     MIN_TIMEOUT,
     SettingError,
+    UnknownPolicy,
     check_api_url,
     check_batch_size,
     check_concurrency,
     check_delimiter,
     check_encoding,
     check_header_row,
+    check_limit,
+    check_max_per_minute,
+    check_send_window,
     check_timeout,
+    check_timezone,
 )
 
 if TYPE_CHECKING:
@@ -75,6 +80,10 @@ BATCH_SIZE = SettingType("a whole number", check_batch_size, int)
 CONCURRENCY = SettingType("a whole number", check_concurrency, int)
 TIMEOUT = SettingType("a number", check_timeout, float)
 HEADER_ROW = SettingType("a whole number", check_header_row, int)
+SEND_WINDOW = SettingType("a send window", check_send_window)
+TIMEZONE = SettingType("a time zone", check_timezone)
+PER_MINUTE = SettingType("a whole number", check_max_per_minute, int)
+LIMIT = SettingType("a whole number", check_limit, int)
 
 
 def input_options(command: F) -> F:
@@ -217,6 +226,72 @@ def connection_options(command: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line."),
         click.option(
             "--dry-run", is_flag=True, help="Do everything but send: print what would be sent."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def delivery_options(command: F) -> F:
+    """Options that say when and how fast people get the message (shared by run and retry)."""
+    decorators = [
+        click.option(
+            "--send-window",
+            type=SEND_WINDOW,
+            metavar="HH:MM-HH:MM",
+            help="Send only inside this window, read in each person's local time (from their "
+            'number), e.g. 08:00-20:00; it may wrap midnight (20:00-06:00); "any" turns off a '
+            "window an earlier run set. Rows outside wait as pending (exit code 6). "
+            "Default for retry: the original run's.",
+        ),
+        click.option(
+            "--timezone",
+            type=TIMEZONE,
+            metavar="TZ",
+            help="The zone of rows whose number tells none and of rows that name a contact id "
+            "(e.g. Asia/Manila; default: this machine's).",
+        ),
+        click.option(
+            "--timezone-for-all",
+            type=TIMEZONE,
+            metavar="TZ",
+            help="Read the send window in this one zone for everyone, whatever their number.",
+        ),
+        click.option(
+            "--wait",
+            "wait_for_window",
+            is_flag=True,
+            help="Stay while rows wait for their send window and send them as it opens "
+            "(at most 24 hours; Ctrl-C or SIGTERM stop the wait; the ledger stays locked).",
+        ),
+        click.option(
+            "--max-per-minute",
+            type=PER_MINUTE,
+            metavar="N",
+            help="Subscribe at most N people a minute across all requests (batches shrink or "
+            "wait to fit), e.g. for a call centre that answers the callbacks.",
+        ),
+        click.option(
+            "--limit",
+            type=LIMIT,
+            metavar="N",
+            help="Send at most N people in this command (the first N sendable rows); the "
+            "rest stay pending for `bulkimport retry`. A canary: check the message first.",
+        ),
+        click.option(
+            "--unknown",
+            type=click.Choice([p.value for p in UnknownPolicy]),
+            help="Rows whose answer was lost (they may have got the message): resend them "
+            "with contact reuse (default; someone may get it twice) or hold them as unknown "
+            "until `bulkimport retry --include-unknown` (someone may miss it).",
+        ),
+        click.option(
+            "--yes",
+            "assume_yes",
+            is_flag=True,
+            help="Do not ask before sending (on a terminal the command asks once; "
+            "without one it never asks).",
         ),
     ]
     for decorator in reversed(decorators):

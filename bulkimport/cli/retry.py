@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from contextlib import closing
@@ -11,8 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 from bulkimport.cli.display import _finish_send, _print_send, shown
-from bulkimport.cli.options import connection_options, ledger_option
-from bulkimport.cli.sending import _write_results, make_sender, open_ledger
+from bulkimport.cli.options import connection_options, delivery_options, ledger_option
+from bulkimport.cli.sending import Delivery, _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
 from bulkimport.errors import ExitCode
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 @click.command()
 @ledger_option
 @connection_options
+@delivery_options
 @click.option("--run", "run_id", type=int, help="Only the rows of this run (see `status`).")
 @click.option(
     "--engagement",
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
     "--include-rejected",
     is_flag=True,
     help="Also re-send rows the server rejected (after you fixed the cause).",
+)
+@click.option(
+    "--include-unknown",
+    is_flag=True,
+    help="Also send the rows held as unknown (--unknown hold), with contact reuse: their "
+    "answer was lost, so a person may get the message twice.",
 )
 @click.option(
     "--results",
@@ -55,17 +63,29 @@ def retry(
     include_rejected: bool,
     dry_run: bool,
     results: Path | None,
+    include_unknown: bool,
+    send_window: str | None,
+    timezone: str | None,
+    timezone_for_all: str | None,
+    wait_for_window: bool,
+    max_per_minute: int | None,
+    limit: int | None,
+    unknown: str | None,
+    assume_yes: bool,
 ) -> None:
     """Send again the rows left pending or unknown.
 
     The payloads come from the ledger: the original file is not needed.
 
     Unknown rows (the API may have created them) are sent with contact reuse
-    on, so no contact is created twice. Settings default to the original run's.
+    on, so no contact is created twice; with --unknown hold they stay unknown
+    until --include-unknown. Settings, the send window among them, default to
+    the original run's: a row never goes out outside its window.
 
     \b
     Example:
       bulkimport retry --ledger bulkimport.sqlite
+      bulkimport retry --ledger bulkimport.sqlite --include-unknown
     """
     from bulkimport.jobs.importing import retry_rows
     from bulkimport.ledger.store import require_ledger
@@ -75,6 +95,9 @@ def retry(
     key = load_api_key(os.environ, api_key_file)
     if results is not None:
         check_destination(results)
+    delivery = Delivery.from_options(
+        limit=limit, wait_for_window=wait_for_window, assume_yes=assume_yes, dry_run=dry_run
+    )
     summaries = []
     with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
         if run_id is not None:
@@ -98,14 +121,31 @@ def retry(
                 batch_size=batch_size,
                 concurrency=concurrency,
                 timeout=timeout,
+                send_window=send_window,
+                timezone=timezone,
+                timezone_for_all=timezone_for_all,
+                max_per_minute=max_per_minute,
+                unknown=unknown,
             )
-            sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
+            sender = make_sender(
+                key, settings, signals, as_json=as_json, dry_run=dry_run, delivery=delivery
+            )
             with closing(sender.client):
                 summary = retry_rows(
-                    book, settings, sender, run_id=run_id, include_rejected=include_rejected
+                    book,
+                    settings,
+                    sender,
+                    run_id=run_id,
+                    include_rejected=include_rejected,
+                    include_unknown=include_unknown,
                 )
             summaries.append(summary)
-            if summary.refused or summary.unavailable or signals.stop.is_set():
+            if delivery.limit is not None:  # --limit counts people across engagements
+                left = max(delivery.limit - summary.handed, 0)
+                if left == 0:
+                    break
+                delivery = dataclasses.replace(delivery, limit=left)
+            if summary.refused or summary.unavailable or summary.declined or signals.stop.is_set():
                 break
         ids = sorted({i for s in summaries for i in s.source_ids})
         written = _write_results(book, results, ids, summaries[-1], dry_run=dry_run)

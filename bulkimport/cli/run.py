@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bulkimport.cli.display import _finish_send
-from bulkimport.cli.options import connection_options, import_options, input_options, ledger_option
-from bulkimport.cli.sending import _write_results, make_sender, open_ledger
+from bulkimport.cli.options import (
+    connection_options,
+    delivery_options,
+    import_options,
+    input_options,
+    ledger_option,
+)
+from bulkimport.cli.sending import Delivery, _write_results, make_sender, open_ledger
 from bulkimport.cli.stopping import graceful_stop
 from bulkimport.credentials import load_api_key
 from bulkimport.settings import SendSettings
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 @click.option("--engagement", "engagement_id", type=int, required=True, help="Engagement id.")
 @ledger_option
 @connection_options
+@delivery_options
 @click.option(
     "--always-create",
     is_flag=True,
@@ -61,6 +68,14 @@ def run(
     resubscribe: bool,
     dry_run: bool,
     results: Path | None,
+    send_window: str | None,
+    timezone: str | None,
+    timezone_for_all: str | None,
+    wait_for_window: bool,
+    max_per_minute: int | None,
+    limit: int | None,
+    unknown: str | None,
+    assume_yes: bool,
     **options: Any,
 ) -> None:
     """Subscribe the valid rows to an engagement.
@@ -70,10 +85,17 @@ def run(
     Running the same command again continues where it stopped; numbers already
     subscribed to the engagement are skipped, so nothing is sent twice.
 
+    Each person gets the engagement's SMS or call the moment they are
+    subscribed: --send-window keeps messages inside waking hours in each
+    person's own time, --limit sends a few first, --max-per-minute spreads them
+    out. On a terminal the command asks once before the first request.
+
     \b
     Example (try it on the sandbox first):
       export ENGAGESPARK_API_KEY=...
       bulkimport run applicants.xlsx --engagement 1234 --country PH --results results.xlsx
+      bulkimport run applicants.xlsx --engagement 1234 --country PH --limit 5
+      bulkimport run applicants.xlsx --engagement 1234 --send-window 08:00-20:00 --wait
     """
     from bulkimport.jobs.importing import run_import
     from bulkimport.output.tables import check_destination
@@ -89,9 +111,19 @@ def run(
         batch_size=batch_size,
         concurrency=concurrency,
         timeout=timeout,
+        send_window=send_window,
+        timezone=timezone,
+        timezone_for_all=timezone_for_all,
+        max_per_minute=max_per_minute,
+        unknown=unknown,
+    )
+    delivery = Delivery.from_options(
+        limit=limit, wait_for_window=wait_for_window, assume_yes=assume_yes, dry_run=dry_run
     )
     with open_ledger(ledger, dry_run=dry_run) as book, graceful_stop() as signals:
-        sender = make_sender(key, settings, signals, as_json=as_json, dry_run=dry_run)
+        sender = make_sender(
+            key, settings, signals, as_json=as_json, dry_run=dry_run, delivery=delivery
+        )
         with closing(sender.client):
             summary = run_import(
                 list(files), import_opts, settings, book, sender, resubscribe=resubscribe

@@ -5,18 +5,22 @@ The stages are imported when a command calls these, not when the CLI starts.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import click
 
 from bulkimport.cli.display import _print_dry_batch
 from bulkimport.cli.stopping import StopSignals
 from bulkimport.errors import InputError
 
 if TYPE_CHECKING:
-    from bulkimport.jobs.sending import Sender
+    from bulkimport.jobs.sending import Sender, SendPreview
     from bulkimport.jobs.summary import RunSummary
     from bulkimport.ledger.store import Ledger
     from bulkimport.output.progress import Progress
@@ -24,8 +28,51 @@ if TYPE_CHECKING:
     from bulkimport.settings import SendSettings
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How many people a command sends, whether it waits for windows, whether it asks first."""
+
+    limit: int | None = None
+    wait_for_window: bool = False
+    ask: bool = False
+
+    @classmethod
+    def from_options(
+        cls, *, limit: int | None, wait_for_window: bool, assume_yes: bool, dry_run: bool
+    ) -> Delivery:
+        """Ask only a person at a terminal: never under cron, a pipe, --yes or --dry-run."""
+        at_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        if wait_for_window:
+            # Say when the wait resumes, even without -v: a person may be watching.
+            waiting = logging.getLogger("bulkimport.jobs.waiting")
+            if waiting.getEffectiveLevel() > logging.INFO:
+                waiting.setLevel(logging.INFO)
+        return cls(limit, wait_for_window, ask=at_terminal and not assume_yes and not dry_run)
+
+
+def ask_before_sending(preview: SendPreview) -> bool:
+    """Ask on the terminal whether to send; return True only for y or yes."""
+    try:
+        answer = click.prompt(
+            f"{preview.describe()} Continue? [y/N]",
+            default="",
+            show_default=False,
+            prompt_suffix=" ",
+            err=True,
+        )
+    except click.Abort:  # Ctrl-D or Ctrl-C at the question
+        return False
+    return str(answer).strip().lower() in ("y", "yes")
+
+
 def make_sender(
-    key: str, settings: SendSettings, signals: StopSignals, *, as_json: bool, dry_run: bool
+    key: str,
+    settings: SendSettings,
+    signals: StopSignals,
+    *,
+    as_json: bool,
+    dry_run: bool,
+    delivery: Delivery | None = None,
 ) -> Sender:
     """Return the client and progress display a send loop uses."""
     from bulkimport.output.progress import progress_for
@@ -36,11 +83,17 @@ def make_sender(
         signals,
         progress=progress_for(sys.stderr, quiet=as_json),
         dry_run=dry_run,
+        delivery=delivery,
     )
 
 
 def sender_for(
-    client: EngageSparkClient, signals: StopSignals, *, progress: Progress, dry_run: bool = False
+    client: EngageSparkClient,
+    signals: StopSignals,
+    *,
+    progress: Progress,
+    dry_run: bool = False,
+    delivery: Delivery | None = None,
 ) -> Sender:
     """Return the Sender of every command that sends.
 
@@ -49,12 +102,16 @@ def sender_for(
     """
     from bulkimport.jobs import sending
 
+    delivery = delivery or Delivery()
     return sending.Sender(
         client,
         progress=progress,
         stop=signals.stop,
         hard_stop=signals.hard_stop,
         dry_run=_print_dry_batch if dry_run else None,
+        limit=delivery.limit,
+        wait_for_window=delivery.wait_for_window,
+        confirm=ask_before_sending if delivery.ask else None,
     )
 
 

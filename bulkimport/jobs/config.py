@@ -35,28 +35,40 @@ from bulkimport.settings import (
     DEFAULT_REUSE,
     DEFAULT_SETTLE_SECONDS,
     DEFAULT_TIMEOUT,
+    DEFAULT_UNKNOWN,
+    DEFAULT_WAIT_FOR_WINDOW,
     DELIMITER_MUST_BE,
     ENCODING_MUST_BE,
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     MAX_HEADER_ROW,
+    MAX_PER_MINUTE,
     MAX_SETTLE_SECONDS,
     MAX_TIMEOUT,
     MIN_BATCH_SIZE,
     MIN_CONCURRENCY,
     MIN_HEADER_ROW,
+    MIN_PER_MINUTE,
     MIN_SETTLE_SECONDS,
     MIN_TIMEOUT,
+    SEND_WINDOW_MUST_BE,
+    TIMEZONE_MUST_BE,
+    UNKNOWN_MUST_BE,
     SendSettings,
     SettingError,
+    UnknownPolicy,
     check_api_url,
     check_batch_size,
     check_concurrency,
     check_delimiter,
     check_encoding,
     check_header_row,
+    check_max_per_minute,
+    check_send_window,
     check_settle_seconds,
     check_timeout,
+    check_timezone,
+    check_unknown,
     seconds_range,
     whole_number_range,
 )
@@ -159,6 +171,14 @@ KEYS: Mapping[str, _Key] = {
     "settle_seconds": _Key(
         seconds_range(MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS), check=check_settle_seconds
     ),
+    "send_window": _Key(SEND_WINDOW_MUST_BE, _is_text, check=check_send_window),
+    "timezone": _Key(TIMEZONE_MUST_BE, _is_text, check=check_timezone),
+    "timezone_for_all": _Key(TIMEZONE_MUST_BE, _is_text, check=check_timezone),
+    "wait_for_window": _Key("true or false", lambda v: isinstance(v, bool)),
+    "max_per_minute": _Key(
+        whole_number_range(MIN_PER_MINUTE, MAX_PER_MINUTE), check=check_max_per_minute
+    ),
+    "unknown": _Key(UNKNOWN_MUST_BE, check=check_unknown),
 }
 
 
@@ -193,6 +213,12 @@ class NightlyConfig:
     archive_dir: Path | None = None
     log_file: Path | None = None
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    send_window: str | None = None
+    timezone: str | None = None
+    timezone_for_all: str | None = None
+    wait_for_window: bool = DEFAULT_WAIT_FOR_WINDOW
+    max_per_minute: int | None = None
+    unknown: UnknownPolicy = DEFAULT_UNKNOWN
     text: str = field(default="", repr=False, compare=False)
 
     @property
@@ -209,6 +235,11 @@ class NightlyConfig:
             batch_size=self.batch_size,
             concurrency=self.concurrency,
             timeout=self.timeout,
+            send_window=self.send_window,
+            timezone=self.timezone,
+            timezone_for_all=self.timezone_for_all,
+            max_per_minute=self.max_per_minute,
+            unknown=self.unknown,
         )
 
     def import_options(self) -> ImportOptions:
@@ -317,6 +348,12 @@ def _parse(path: Path, text: str, raw: Mapping[str, Any]) -> NightlyConfig:
         archive_dir=path_of("archive_dir"),
         log_file=path_of("log_file"),
         settle_seconds=checked.get("settle_seconds", DEFAULT_SETTLE_SECONDS),
+        send_window=checked.get("send_window"),
+        timezone=checked.get("timezone"),
+        timezone_for_all=checked.get("timezone_for_all"),
+        wait_for_window=raw.get("wait_for_window", DEFAULT_WAIT_FOR_WINDOW),
+        max_per_minute=checked.get("max_per_minute"),
+        unknown=checked.get("unknown", DEFAULT_UNKNOWN),
         text=text,
     )
 

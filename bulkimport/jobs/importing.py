@@ -13,7 +13,7 @@ from bulkimport.contacts import RowStatus
 from bulkimport.errors import ExitCode, InputError
 from bulkimport.jobs.sending import Sender, send_rows
 from bulkimport.jobs.summary import RunSummary
-from bulkimport.ledger.states import SENDABLE
+from bulkimport.ledger.states import sendable_states
 from bulkimport.ledger.store import (
     PAGE,
     Handled,
@@ -33,7 +33,7 @@ from bulkimport.rows.prepare import (
     open_sources,
 )
 from bulkimport.send.batch import SubscriptionApi
-from bulkimport.settings import SendSettings
+from bulkimport.settings import SendSettings, UnknownPolicy
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def run_import(
     marked incomplete (every command says so); the same command continues.
     """
     started = time.monotonic()
+    settings = settings.keeping_window(ledger.last_settings(settings.engagement_id))
     summary = RunSummary("run", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
     with open_sources(paths, options) as sources:
@@ -97,10 +98,11 @@ def run_import(
     if complete:
         for source_id in summary.source_ids:
             ledger.complete_source(source_id)
+        statuses = sendable_states(unknown=settings.unknown is UnknownPolicy.RESEND)
         queued = ledger.queued_rows(
-            engagement_id=settings.engagement_id, source_ids=summary.source_ids
+            engagement_id=settings.engagement_id, source_ids=summary.source_ids, statuses=statuses
         )
-        total = ledger.count_queued(settings.engagement_id, summary.source_ids)
+        total = ledger.count_queued(settings.engagement_id, summary.source_ids, statuses)
         send_rows(ledger, queued, total, settings, sender, summary)
     else:
         summary.stopped = (
@@ -109,7 +111,8 @@ def run_import(
         )
     summary.incomplete = [i.describe() for i in ledger.incomplete_sources(summary.source_ids)]
     summary.counts = ledger.counts(source_ids=summary.source_ids)
-    return _finish(ledger, summary, started)
+    holds = settings.unknown is UnknownPolicy.HOLD
+    return _finish(ledger, summary, started, holds_unknown=holds)
 
 
 def retry_rows(
@@ -119,6 +122,7 @@ def retry_rows(
     *,
     run_id: int | None = None,
     include_rejected: bool = False,
+    include_unknown: bool = False,
 ) -> RunSummary:
     """Send again the rows of one engagement that are pending or unknown (and failed, if asked).
 
@@ -126,9 +130,13 @@ def retry_rows(
     their recorded rows are sent, and the summary never calls them settled.
     """
     started = time.monotonic()
+    settings = settings.keeping_window(ledger.last_settings(settings.engagement_id))
     summary = RunSummary("retry", settings.engagement_id, dry_run=sender.dry_run is not None)
     summary.recovered = ledger.recover_interrupted()
-    statuses = (*SENDABLE, RowStatus.FAILED) if include_rejected else SENDABLE
+    statuses = sendable_states(
+        unknown=include_unknown or settings.unknown is UnknownPolicy.RESEND,
+        rejected=include_rejected,
+    )
     source_ids = ledger.sources_of(run_id) if run_id is not None else None
     summary.run_id = ledger.start_run("retry", settings.engagement_id, settings.to_json())
     queued = list(
@@ -146,10 +154,14 @@ def retry_rows(
         for i in ledger.incomplete_sources(source_ids)
         if i.engagement_id == settings.engagement_id
     ]
-    return _finish(ledger, summary, started)
+    return _finish(ledger, summary, started, holds_unknown=RowStatus.UNKNOWN not in statuses)
 
 
-def _finish(ledger: Ledger, summary: RunSummary, started: float) -> RunSummary:
+def _finish(
+    ledger: Ledger, summary: RunSummary, started: float, *, holds_unknown: bool = False
+) -> RunSummary:
+    if holds_unknown:  # left for a person: say how many, whichever run left them
+        summary.unknown_held = ledger.count_in_state(summary.engagement_id, RowStatus.UNKNOWN)
     summary.decide_exit_code()
     summary.duration = time.monotonic() - started
     if summary.run_id is not None:

@@ -8,6 +8,7 @@ under one lock on the ledger. It never prints: it returns a
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import glob
 import json
@@ -249,6 +250,9 @@ class NightSummary:
         """True when the API refused the run or stayed unavailable: send nothing more."""
         return self.refused or self.unavailable
 
+    def _waiting_json(self) -> dict[str, Any] | None:
+        return _night_waiting(self.parts)
+
     @property
     def rows(self) -> Counter[str]:
         """Return the rows tonight's runs recorded or sent, by status (not earlier nights')."""
@@ -292,10 +296,32 @@ class NightSummary:
             "results": [str(path) for path in self.results],
             "archived": [str(path) for path in self.archived],
             "problems": self.problems,
+            "waiting": self._waiting_json(),
             "stopped": stopped,
             "duration_seconds": round(self.duration, 3),
             "exit_code": int(self.exit_code),
         }
+
+
+def _night_waiting(parts: Sequence[RunSummary]) -> dict[str, Any] | None:
+    """Return the rows that still wait for their window at the end of the night, if any."""
+    windows: Counter[str] = Counter()
+    opens: dict[str, str | None] = {}
+    for part in parts:
+        found = part.waiting_json()
+        for window in found["windows"] if found else ():
+            windows[window["opens"]] += window["rows"]
+            opens[window["opens"]] = window["at"]
+    if not windows:
+        return None
+    return {
+        "rows": sum(windows.values()),
+        "windows": [
+            {"opens": opening, "at": opens[opening], "rows": rows}
+            for opening, rows in sorted(windows.items())
+        ],
+        "command": "bulkimport nightly (its next run) or bulkimport retry",
+    }
 
 
 def failure_json(config: Path, error: Exception, exit_code: ExitCode) -> dict[str, Any]:
@@ -365,7 +391,35 @@ def _work(
             _import_file(config, ledger, settings, sender, night, path)
         if night.files[path].outcome in (FileOutcome.PROCESSED, FileOutcome.SKIPPED):
             _archive(config, night, path)
+    _wait_for_windows(config, ledger, settings, sender, night)
     _judge_incomplete_at_the_end(ledger, night)
+
+
+def _wait_for_windows(
+    config: NightlyConfig,
+    ledger: Ledger,
+    settings: SendSettings,
+    sender: Sender,
+    night: NightSummary,
+) -> None:
+    """Stay, once every file is recorded, and send the rows that wait as their windows open.
+
+    Every file is read and checked at night; people are messaged from the
+    opening of their window. The lock stays held; a stop request ends the wait.
+    """
+    if not config.wait_for_window or night.stopped or sender.stop.is_set():
+        return
+    if not any(part.waiting for part in night.parts):
+        return
+    log.info("rows wait for their send window: staying to send them as the windows open")
+    part = retry_rows(ledger, settings, dataclasses.replace(sender, wait_for_window=True))
+    for earlier in night.parts:
+        # The waiting rows are this last part's now: it says what became of them.
+        earlier.hand_over_waiting()
+        if earlier.run_id is not None:
+            earlier.touched = ledger.counts(touched_by=earlier.run_id)
+        earlier.decide_exit_code()
+    night.add(part)
 
 
 def _judge_incomplete_at_the_end(ledger: Ledger, night: NightSummary) -> None:

@@ -13,25 +13,37 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from bulkimport.contacts import RowStatus
 from bulkimport.errors import ApiRefused
 from bulkimport.jobs.summary import RunSummary
+from bulkimport.ledger.states import SENDABLE
 from bulkimport.ledger.store import (
+    PAGE,
     AttemptRecord,
     Ledger,
     QueuedRow,
     Settlement,
 )
-from bulkimport.output.progress import NoProgress, Progress
+from bulkimport.output.progress import NoProgress, PacedProgress, Progress
 from bulkimport.send.batch import BatchOutcome, Subscriber, SubscriptionApi, subscribe_batch
+from bulkimport.send.pacing import TokenBucket
 from bulkimport.send.retry import RetryPolicy
+from bulkimport.send.windows import Clock, Opening, SendWindow, Zones, utc_now
+from bulkimport.settings import MAX_WAIT_SECONDS, UnknownPolicy
 from bulkimport.settings import SendSettings as SendSettings  # callers import it from here too
 
 log = logging.getLogger(__name__)
+# What --wait says while it waits; the CLI shows these lines at the default verbosity.
+WAIT_LOG = logging.getLogger("bulkimport.jobs.waiting")
 
 POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
+PACE_STEP_SECONDS = 1.0  # a paced loop records the answers that arrived at least this often
+LIMITED = "left pending by --limit {limit}: `bulkimport retry` sends it"
 
 DryRunSink = Callable[[str, bool, list[dict[str, Any]]], None]
 
@@ -47,18 +59,84 @@ class Sender:
     hard_stop: threading.Event = field(default_factory=threading.Event)  # stop at once
     dry_run: DryRunSink | None = None
     failures_to_stop: int = 3
+    clock: Clock = utc_now  # an aware "now": send windows and pacing read it
+    pause: Callable[[float], None] | None = None  # how to wait (None: on the stop event)
+    limit: int | None = None  # at most this many people in this command (--limit)
+    wait_for_window: bool = False  # stay and send as windows open (--wait)
+    confirm: Callable[[SendPreview], bool] | None = None  # asked before the first request
+
+    def wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until a stop request; return whether a stop came.
+
+        Never a blind sleep: the real wait is on the stop event, so Ctrl-C or
+        SIGTERM ends it at once; an injected ``pause`` (a test clock) is not
+        called once a stop is requested.
+        """
+        if self.pause is None:
+            return self.stop.wait(max(0.0, seconds))
+        if not self.stop.is_set():
+            self.pause(max(0.0, seconds))
+        return self.stop.is_set()
 
 
-def _batches(queued: Iterator[QueuedRow], settings: SendSettings) -> Iterator[list[QueuedRow]]:
-    """Group rows into batches of one kind: existing or new contacts, reuse on or off."""
-    open_batches: dict[tuple[bool, bool], list[QueuedRow]] = {}
-    for row in queued:
-        key = (row.existing, settings.reuse or row.reuse)
+@dataclass(frozen=True)
+class SendPreview:
+    """What a command is about to do, for the question asked before the first request."""
+
+    people: int
+    engagement_id: int
+    host: str
+    window: str | None = None
+    per_minute: int | None = None
+    limit: int | None = None
+
+    def describe(self) -> str:
+        """Return the sentence the question asks about."""
+        people = f"{self.people:,} {'person' if self.people == 1 else 'people'}"
+        if self.limit is not None and self.limit < self.people:
+            people = f"{self.limit:,} of {people} (--limit {self.limit:,})"
+        text = (
+            f"About to subscribe {people} to engagement {self.engagement_id} at "
+            f"{self.host}; each gets the SMS or call at once"
+        )
+        if self.window:
+            text += f", only inside the send window {self.window}"
+        if self.per_minute:
+            text += f", at most {self.per_minute:,} a minute"
+        return text + "."
+
+
+@dataclass
+class _Allowance:
+    """How many more people this command may send (--limit), across the rounds of a wait."""
+
+    left: int | None
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+def _batches(
+    queued: Iterator[tuple[QueuedRow, Zones]], settings: SendSettings, size: int
+) -> Iterator[tuple[Zones, list[QueuedRow]]]:
+    """Group rows into batches of one kind: existing or new, reuse on or off, same zones.
+
+    Rows of one batch share their time zones, so a send window is open or closed
+    for the whole batch at once.
+    """
+    open_batches: dict[tuple[bool, bool, Zones], list[QueuedRow]] = {}
+    for row, zones in queued:
+        key = (row.existing, settings.reuse or row.reuse, zones)
         batch = open_batches.setdefault(key, [])
         batch.append(row)
-        if len(batch) >= settings.batch_size:
-            yield open_batches.pop(key)
-    yield from (batch for batch in open_batches.values() if batch)
+        if len(batch) >= size:
+            yield zones, open_batches.pop(key)
+    yield from ((key[2], batch) for key, batch in open_batches.items() if batch)
 
 
 def send_rows(
@@ -69,8 +147,71 @@ def send_rows(
     sender: Sender,
     summary: RunSummary,
 ) -> None:
-    """Send the queued rows on a bounded pool, recording each batch as it ends."""
-    _SendLoop(ledger, settings, sender, summary).run(queued, total)
+    """Send the queued rows on a bounded pool, recording each batch as it ends.
+
+    Rows outside their send window wait as ``pending``; with ``wait_for_window``
+    the loop stays (holding the ledger's lock) and sends them as windows open,
+    until none waits, a stop is requested, or a day has passed.
+    """
+    if not _confirmed(settings, sender, summary, total):
+        return
+    allowance = _Allowance(sender.limit)
+    loop = _SendLoop(ledger, settings, sender, summary, allowance)
+    loop.run(queued, total)
+    deadline = sender.clock() + timedelta(seconds=MAX_WAIT_SECONDS)
+    waits = sender.wait_for_window and sender.dry_run is None  # a dry run never waits
+    while waits and loop.waiting_ids and not _stopped(summary, sender):
+        opening = summary.next_opening()
+        if opening is None or opening > deadline:
+            summary.stopped = (
+                "Stopped waiting: no send window opens within a day; "
+                f"{summary.waiting_rows:,} row(s) wait: {summary.resume_with}."
+            )
+            break
+        WAIT_LOG.info(
+            "%d row(s) wait for their send window (opens %s): resuming at %s",
+            summary.waiting_rows,
+            ", ".join(sorted(summary.waiting)),
+            opening.isoformat(timespec="minutes"),
+        )
+        if sender.wait((opening - sender.clock()).total_seconds()):
+            summary.stopped = (
+                "Stopped on request while waiting for the send window: "
+                f"{summary.waiting_rows:,} row(s) wait: {summary.resume_with}."
+            )
+            break
+        rows = ledger.queued_by_ids(loop.waiting_ids, SENDABLE)
+        WAIT_LOG.info("the send window opened: sending %d row(s) that waited", len(rows))
+        summary.clear_waiting()
+        loop = _SendLoop(ledger, settings, sender, summary, allowance)
+        loop.run(iter(rows), len(rows))
+
+
+def _stopped(summary: RunSummary, sender: Sender) -> bool:
+    return bool(summary.refused or summary.unavailable or summary.stopped or sender.stop.is_set())
+
+
+def _confirmed(settings: SendSettings, sender: Sender, summary: RunSummary, total: int) -> bool:
+    """Ask before the first request, when the command asks; a no sends nothing."""
+    if sender.confirm is None or sender.dry_run is not None or total == 0:
+        return True
+    window = SendWindow.from_settings(settings)
+    preview = SendPreview(
+        people=total,
+        engagement_id=settings.engagement_id,
+        host=urlsplit(settings.api_url).netloc or settings.api_url,
+        window=window.describe() if window else None,
+        per_minute=settings.max_per_minute,
+        limit=sender.limit,
+    )
+    if sender.confirm(preview):
+        return True
+    summary.declined = True
+    summary.stopped = (
+        "Nothing was sent: the answer was not yes. The rows are recorded as pending; "
+        "`bulkimport retry` (or the same command) sends them."
+    )
+    return False
 
 
 @dataclass(frozen=True)
@@ -78,6 +219,7 @@ class _InFlight:
     number: int  # batches settle in the order they left (7.9 before 7.10)
     label: str
     rows: list[QueuedRow]
+    zones: Zones = ()
 
 
 class _SendLoop:
@@ -91,7 +233,12 @@ class _SendLoop:
     """
 
     def __init__(
-        self, ledger: Ledger, settings: SendSettings, sender: Sender, summary: RunSummary
+        self,
+        ledger: Ledger,
+        settings: SendSettings,
+        sender: Sender,
+        summary: RunSummary,
+        allowance: _Allowance | None = None,
     ) -> None:
         assert summary.run_id is not None
         self.ledger = ledger
@@ -105,16 +252,38 @@ class _SendLoop:
         self.in_flight: dict[Future[BatchOutcome], _InFlight] = {}
         self.refused: ApiRefused | None = None
         self.stop_reason = ""  # the API asked for a pause longer than the run will wait
+        self.window = SendWindow.from_settings(settings)
+        self.allowance = allowance or _Allowance(sender.limit)
+        self.waiting_ids: list[int] = []  # rows whose window was closed, for a wait's next round
+        self._held: dict[str, list[int]] = {}  # reason: rows to give it, written a page at a time
+        self.batch_size = settings.batch_size
+        self.bucket: TokenBucket | None = None
+        if settings.max_per_minute is not None and sender.dry_run is None:
+            # A batch larger than a minute's worth shrinks to fit the pace.
+            self.batch_size = min(settings.batch_size, settings.max_per_minute)
+            self.bucket = TokenBucket(
+                settings.max_per_minute, self.batch_size, lambda: sender.clock().timestamp()
+            )
+            summary.per_minute = settings.max_per_minute
+            if isinstance(sender.progress, PacedProgress):
+                sender.progress.pace(settings.max_per_minute)
 
     def run(self, queued: Iterator[QueuedRow], total: int) -> None:
         self.sender.progress.begin(total)
         pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="send")
         try:
-            for number, batch in enumerate(_batches(queued, self.settings), start=1):
+            admitted = self._admitted(queued)
+            for number, (zones, batch) in enumerate(
+                _batches(admitted, self.settings, self.batch_size), start=1
+            ):
                 self._wait_for_a_slot()
                 if self._must_stop():
                     break
-                self._submit(pool, number, batch)
+                self._pace(len(batch))
+                if self._must_stop():
+                    break
+                self._submit(pool, number, batch, zones)
+            self._hold_what_waits()
             self._wait_for_all()
             self._record(self._answered())
         except BaseException:
@@ -125,6 +294,57 @@ class _SendLoop:
             pool.shutdown(wait=False, cancel_futures=True)
             self.sender.progress.end()
         self._conclude()
+
+    def _admitted(self, queued: Iterator[QueuedRow]) -> Iterator[tuple[QueuedRow, Zones]]:
+        """Yield the rows that may go now; those outside their window or the limit wait."""
+        window = self.window
+        for row in queued:
+            zones = window.zones_of(row.payload) if window is not None else ()
+            if window is not None:
+                now = self.sender.clock()
+                if not window.is_open(zones, now):
+                    self._wait(row.id, row.status, window.next_opening(zones, now))
+                    continue
+            if not self.allowance.take():
+                self.summary.limited += 1
+                self._hold(row.id, LIMITED.format(limit=self.sender.limit))
+                continue
+            yield row, zones
+
+    def _wait(self, row_id: int, status: RowStatus, opening: Opening) -> None:
+        self.summary.add_waiting(opening, pending=status is RowStatus.PENDING)
+        self.waiting_ids.append(row_id)
+        self._hold(row_id, opening.reason())
+
+    def _hold(self, row_id: int, reason: str) -> None:
+        held = self._held.setdefault(reason, [])
+        held.append(row_id)
+        if len(held) >= PAGE:
+            self.ledger.hold(self._held.pop(reason), reason)
+
+    def _hold_what_waits(self) -> None:
+        for reason, row_ids in self._held.items():
+            self.ledger.hold(row_ids, reason)
+        self._held.clear()
+
+    def _pace(self, people: int) -> None:
+        """Wait until the pace lets ``people`` more go, recording answers meanwhile."""
+        bucket = self.bucket
+        if bucket is None:
+            return
+        while (delay := bucket.wait_for(people)) > 0:
+            self._record(self._answered())
+            if self.sender.wait(min(delay, PACE_STEP_SECONDS)):
+                return
+        bucket.take(people)
+
+    def _gate(self, zones: Zones) -> str | None:
+        """Return why a batch must not be sent now (its window closed), or None."""
+        assert self.window is not None
+        now = self.sender.clock()
+        if self.window.is_open(zones, now):
+            return None
+        return self.window.next_opening(zones, now).reason()
 
     def _must_stop(self) -> bool:
         return bool(
@@ -151,10 +371,13 @@ class _SendLoop:
         while self._running() and not self.sender.hard_stop.is_set():
             wait(self._running(), timeout=POLL_SECONDS)
 
-    def _submit(self, pool: ThreadPoolExecutor, number: int, batch: list[QueuedRow]) -> None:
+    def _submit(
+        self, pool: ThreadPoolExecutor, number: int, batch: list[QueuedRow], zones: Zones
+    ) -> None:
         reuse = self.settings.reuse or any(row.reuse for row in batch)
         label = f"{self.run_id}.{number}"
         self.summary.batches += 1
+        self.summary.handed += len(batch)
         if self.sender.dry_run is not None:
             self.sender.dry_run(label, reuse, [row.payload for row in batch])
             return
@@ -169,8 +392,10 @@ class _SendLoop:
             reuse=reuse,
             policy=self.policy,
             label=label,
+            gate=partial(self._gate, zones) if self.window is not None else None,
+            resend_unknown=self.settings.unknown is UnknownPolicy.RESEND,
         )
-        self.in_flight[future] = _InFlight(number, label, batch)
+        self.in_flight[future] = _InFlight(number, label, batch, zones)
 
     def _record(
         self, answered: Sequence[Future[BatchOutcome]], *, sending: Sequence[int] = ()
@@ -196,6 +421,13 @@ class _SendLoop:
         self.limit.record(outcome)
         self.refused = self.refused or outcome.refused
         self.stop_reason = self.stop_reason or (outcome.stop_reason or "")
+        if outcome.window_closed and self.window is not None:
+            # The window closed while the batch waited (a backoff, a full pool).
+            opening = self.window.next_opening(batch.zones, self.sender.clock())
+            for row in outcome.rows:
+                if row.reason == outcome.window_closed:
+                    self.summary.add_waiting(opening, pending=row.status is RowStatus.PENDING)
+                    self.waiting_ids.append(row.key)
         self.sender.progress.advance(len(batch.rows))
 
     def _record_what_arrived(self) -> None:

@@ -39,6 +39,15 @@ REPORT_ORDER = (
 )  # fmt: skip
 
 
+def sendable_states(*, unknown: bool = True, rejected: bool = False) -> tuple[RowStatus, ...]:
+    """Return the states a send picks up: pending, unknown unless held, failed when asked."""
+    return (
+        S.PENDING,
+        *((S.UNKNOWN,) if unknown else ()),
+        *((S.FAILED,) if rejected else ()),
+    )
+
+
 class IllegalTransition(RuntimeError):
     """A row was asked to move between two states the design does not allow."""
 

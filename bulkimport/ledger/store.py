@@ -955,6 +955,44 @@ class Ledger:
                 "from the state they are in"
             )
 
+    # Rows that wait (send windows, --limit, --unknown hold) ---------------------
+
+    def hold(self, row_ids: Sequence[int], reason: str) -> None:
+        """Give pending rows the reason they wait (their window, a limit); status unchanged."""
+        if not row_ids:
+            return
+        with self._write() as db:
+            db.executemany(
+                "UPDATE rows SET reason = ?, updated_at = ? WHERE id = ? AND status = ?",
+                [(reason, _now(), row_id, S.PENDING.value) for row_id in row_ids],
+            )
+
+    def queued_by_ids(
+        self, row_ids: Sequence[int], statuses: Sequence[RowStatus] = SENDABLE
+    ) -> list[QueuedRow]:
+        """Return those of some rows still in ``statuses``, oldest first (a wait's next round)."""
+        found: list[QueuedRow] = []
+        marks_of = ",".join("?" * len(statuses))
+        for start in range(0, len(row_ids), 500):
+            chunk = row_ids[start : start + 500]
+            found.extend(
+                QueuedRow(row_id, json.loads(payload), RowStatus(status), bool(reuse))
+                for row_id, payload, status, reuse in self._db.execute(
+                    f"SELECT id, payload, status, reuse FROM rows WHERE status IN ({marks_of}) "
+                    f"AND id IN ({','.join('?' * len(chunk))})",
+                    (*(s.value for s in statuses), *chunk),
+                )
+            )
+        return sorted(found, key=lambda row: row.id)
+
+    def count_in_state(self, engagement_id: int, status: RowStatus) -> int:
+        """Return how many rows of an engagement are in one state (e.g. unknown, held)."""
+        found = self._db.execute(
+            "SELECT count(*) FROM rows WHERE engagement_id = ? AND status = ?",
+            (engagement_id, status.value),
+        ).fetchone()
+        return int(found[0])
+
     # Reading ------------------------------------------------------------------
 
     def counts(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -22,6 +22,18 @@ class Progress(Protocol):
     def begin(self, total: int) -> None: ...  # 0 when not known in advance
     def advance(self, rows: int) -> None: ...
     def end(self) -> None: ...
+
+
+@runtime_checkable
+class PacedProgress(Protocol):
+    """A progress display that can count a pace (--max-per-minute) into its time left."""
+
+    def pace(self, per_minute: int) -> None: ...
+
+
+def paced_minutes(rows: int, per_minute: int) -> float:
+    """Return the minutes ``rows`` take at ``per_minute`` (the pace bounds the time left)."""
+    return rows / per_minute
 
 
 class NoProgress:
@@ -38,11 +50,15 @@ class NoProgress:
 
 
 class BarProgress:
-    """A rich progress bar: rows done of total, rows per second, time left."""
+    """A rich progress bar: rows done of total, rows per second, time left.
+
+    The time left is the longer of what the rows per second so far and the
+    pace (--max-per-minute) say: a burst of fast answers cannot shorten a pace.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as Bar
 
         self._bar = Bar(
@@ -50,28 +66,59 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} rows/s"),
-            TimeRemainingColumn(),
+            TextColumn("[cyan]{task.fields[left]}"),
             console=Console(file=stream),
             transient=True,
         )
         self._task: TaskID | None = None
         self._started = 0.0
         self._done = 0
+        self._total = 0
+        self._per_minute: int | None = None
+
+    def pace(self, per_minute: int) -> None:
+        self._per_minute = per_minute
 
     def begin(self, total: int) -> None:
         self._started = time.monotonic()
+        self._total = total
+        self._done = 0
         self._bar.start()
         # 0: not known in advance.
-        self._task = self._bar.add_task("send", total=total or None, rate="-")
+        self._task = self._bar.add_task(
+            "send", total=total or None, rate="-", left=self._time_left(0.0)
+        )
 
     def advance(self, rows: int) -> None:
         self._done += rows
         elapsed = max(time.monotonic() - self._started, 1e-6)
         if self._task is not None:
-            self._bar.update(self._task, advance=rows, rate=f"{self._done / elapsed:,.0f}")
+            self._bar.update(
+                self._task,
+                advance=rows,
+                rate=f"{self._done / elapsed:,.0f}",
+                left=self._time_left(elapsed),
+            )
+
+    def _time_left(self, elapsed: float) -> str:
+        return describe_left(self._total, self._done, elapsed, self._per_minute)
 
     def end(self) -> None:
         self._bar.stop()
+
+
+def describe_left(total: int, done: int, elapsed: float, per_minute: int | None) -> str:
+    """Return the time left as ``H:MM:SS``: at the rate so far, never less than at the pace."""
+    remaining = max(total - done, 0)
+    if not total:
+        return "-:--:--"
+    seconds = remaining * elapsed / done if done else 0.0
+    if per_minute:
+        seconds = max(seconds, paced_minutes(remaining, per_minute) * 60)
+    elif not done:
+        return "-:--:--"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class LogProgress:
@@ -87,11 +134,23 @@ class LogProgress:
         self._total = 0
         self._done = 0
         self._started = self._last = 0.0
+        self._per_minute: int | None = None
+
+    def pace(self, per_minute: int) -> None:
+        self._per_minute = per_minute
 
     def begin(self, total: int) -> None:
         self._total = total
         self._started = self._last = self._clock()
-        if total:
+        if total and self._per_minute:
+            minutes = paced_minutes(total, self._per_minute)
+            log.info(
+                "sending %d rows at most %d a minute (about %.1f minutes)",
+                total,
+                self._per_minute,
+                minutes,
+            )
+        elif total:
             log.info("sending %d rows", total)
         else:
             log.info("sending rows as they are read")

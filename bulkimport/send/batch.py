@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +21,22 @@ from bulkimport.send.retry import RetryPolicy, StopRequested, TransientFailure, 
 log = logging.getLogger(__name__)
 
 NOT_IN_ANSWER = "the API's answer did not include this contact"
+HELD_UNKNOWN = (
+    "the answer was lost ({said}): this person may have got the message; held for a "
+    "person's decision (--unknown hold): `bulkimport retry --include-unknown` sends it "
+    "with contact reuse"
+)
+
+# Asked before every attempt: None to go ahead, or why the rows must wait (their window closed).
+Gate = Callable[[], str | None]
+
+
+class WindowClosed(Exception):
+    """The batch's send window closed before an attempt: the attempt did not start."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class SubscriptionApi(Protocol):
@@ -80,6 +96,7 @@ class BatchOutcome:
     refused: ApiRefused | None
     unavailable: bool
     stop_reason: str | None = None
+    window_closed: str | None = None  # why the rows left unsent wait, when their window closed
 
 
 @dataclass
@@ -123,7 +140,12 @@ class _BatchRun:
         reuse: bool,
         policy: RetryPolicy,
         label: str,
+        gate: Gate | None = None,
+        resend_unknown: bool = True,
     ) -> None:
+        self.gate = gate
+        self.resend_unknown = resend_unknown
+        self.window_closed: str | None = None
         self.client = client
         self.engagement_id = engagement_id
         self.subscribers = subscribers
@@ -152,6 +174,10 @@ class _BatchRun:
             except StopRequested:
                 self._stop_unsent(part, split)
                 break
+            except WindowClosed as closed:
+                self.window_closed = closed.reason
+                self._settle_unsent(self._unsent(part, split), closed.reason)
+                break
             except TransientFailure as failure:
                 if self.policy.stopped:
                     self._stop_unsent(part, split)
@@ -163,6 +189,11 @@ class _BatchRun:
                 self._sibling_answered(split)
             elif result.kind is AttemptKind.REJECTED:
                 self._reject(part, split, result)
+            elif result.kind is AttemptKind.MAYBE_PROCESSED:  # held: never sent again on its own
+                self._settle_unsent(
+                    self._unsent(part, split), HELD_UNKNOWN.format(said=_said(result))
+                )
+                break
             else:  # REFUSED: the only kind left, transient ones were retried
                 self.refused = ApiRefused(result.message, result.status_code, result.cause)
                 self._settle_unsent(self._unsent(part, split), result.message)
@@ -173,6 +204,7 @@ class _BatchRun:
             refused=self.refused,
             unavailable=self.unavailable,
             stop_reason=self.stop_reason,
+            window_closed=self.window_closed,
         )
 
     def _attempt(self, part: list[int]) -> AttemptResult:
@@ -181,6 +213,10 @@ class _BatchRun:
             # Checked before every POST: tenacity checks its stop only before a wait,
             # and the request to stop may come during one.
             raise StopRequested
+        waits = self.gate() if self.gate is not None else None
+        if waits is not None:
+            # Checked before every attempt: a backoff may have crossed the window's end.
+            raise WindowClosed(waits)
         reuse = self.reuse
         contacts = [self.subscribers[position].payload for position in part]
         result = self.client.post_subscription(self.engagement_id, contacts, reuse=reuse)
@@ -191,6 +227,8 @@ class _BatchRun:
             # them, for this part and every later part of the batch.
             self.reuse = True
             self.maybe_sent.update(part)
+            if not self.resend_unknown:
+                return result  # held: the rows stay unknown until a person decides
         if result.is_transient:
             raise TransientFailure(result)
         return result
@@ -337,6 +375,8 @@ def subscribe_batch(
     reuse: bool,
     policy: RetryPolicy,
     label: str,
+    gate: Gate | None = None,
+    resend_unknown: bool = True,
 ) -> BatchOutcome:
     """Subscribe one batch to an engagement and return one outcome per subscriber.
 
@@ -345,14 +385,24 @@ def subscribe_batch(
     rejected batch is narrowed down until only the bad rows fail, unless every
     part of it is rejected the same way. A 2xx is never sent again, even when
     its answer names no contacts. With a stop event bound to ``policy``, no
-    POST starts once it is set.
+    POST starts once it is set. ``gate`` is asked before every attempt; when it
+    gives a reason, no attempt starts and the rows left unsent carry it. With
+    ``resend_unknown`` off, an attempt that may have been processed is not sent
+    again: its rows end UNKNOWN, held for a person.
     """
     if not subscribers:
         return BatchOutcome(rows=(), attempts=(), refused=None, unavailable=False)
     if len({is_existing_contact(subscriber.payload) for subscriber in subscribers}) > 1:
         raise ValueError("a batch mixes existing and new contacts: plan them in separate batches")
     outcome = _BatchRun(
-        client, engagement_id, subscribers, reuse=reuse, policy=policy, label=label
+        client,
+        engagement_id,
+        subscribers,
+        reuse=reuse,
+        policy=policy,
+        label=label,
+        gate=gate,
+        resend_unknown=resend_unknown,
     ).run()
     log.debug(
         "batch %s: %s in %d attempts",
