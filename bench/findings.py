@@ -633,8 +633,8 @@ def _startup(details: Result) -> list[str]:
         + ", ".join(slow)
         + ".",
         "- **What would close it.** Import only what the command uses, when it runs: "
-        "`python -X importtime -m bulkimport --version` lists the modules loaded before it "
-        "answers.",
+        "`python -X importtime -m bulkimport COMMAND` lists the modules each one loads "
+        "before it answers.",
     ]
 
 

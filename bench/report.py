@@ -458,7 +458,7 @@ def whole_section(
             _s(result["seconds"]),
             _rate(count, result["seconds"]),
             _cpu(result),
-            f"{result['peak_mb']:.0f} MB",
+            "",
             "",
         )
 
@@ -578,8 +578,10 @@ def whole_section(
 GROWTH_LIMIT = 1.3  # the ledger after the last night / after the first
 
 
-def _rows(count: int) -> str:
-    return f"{count:,} row" + ("" if count == 1 else "s")
+def _rows(count: int, *, bare: bool = False) -> str:
+    """Return "1 row" or "10 rows" (only the noun when ``bare``)."""
+    noun = "row" if count == 1 else "rows"
+    return noun if bare else f"{count:,} {noun}"
 
 
 def growth_section(result: Result) -> Section:
@@ -608,13 +610,14 @@ def growth_section(result: Result) -> Section:
                 f"ledger after night {nights} / after night 1", ratio, GROWTH_LIMIT, at_most=True
             )
         ],
-        f"Night 1 runs `run_import` on a {first:,}-row CSV with a new ledger file; every later "
-        f"night runs the same path again with {_rows(nightly)} more appended (the same rows "
-        "first, in the same order), as a cumulative export comes back. Each night opens the "
-        "ledger afresh, as a new `bulkimport run` does, against one sandbox process answering "
-        "at once (batch 100, concurrency 4). Sizes are the file's bytes after "
-        "`PRAGMA wal_checkpoint(TRUNCATE)` (plus a write-ahead log, if any is left). Rows of "
-        f"night 1: {_counts({'counts': result['counts'][0]})}; of night {nights}: "
+        f"Night 1 runs `run_import` on a {first:,}-row CSV with a new ledger file; every "
+        f"later night runs the same path again with {nightly:,} more "
+        f"{_rows(nightly, bare=True)} appended (the same rows first, in the same order), as "
+        "a cumulative export comes back. Each night opens the ledger afresh, as a new "
+        "`bulkimport run` does, against one sandbox process answering at once (batch 100, "
+        "concurrency 4). Sizes are the file's bytes after `PRAGMA wal_checkpoint(TRUNCATE)` "
+        "(plus a write-ahead log, if any is left). Rows of night 1: "
+        f"{_counts({'counts': result['counts'][0]})}; of night {nights}: "
         f"{_counts({'counts': result['counts'][-1]})}.",
         details=result,
     )
