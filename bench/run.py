@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/run.py [--reps N] [--out bench/out] [--markdown BENCHMARKS.md]
 
-Every measurement runs in a fresh interpreter (``probe.py NAME ARGS``) and
-a timed pair (contender, reference) alternates ``--reps`` times; the best
-time of each counts, since on a shared machine noise only ever adds time.
+Every measurement runs in a fresh interpreter (``probe.py NAME ARGS``, or
+the whole command as a user types it, through ``launch.py``) and a timed
+pair (contender, reference) alternates ``--reps`` times; the best time of
+each counts, since on a shared machine noise only ever adds time.
 Progress goes to stderr; the data lives in ``bench/out`` (git-ignored).
 """
 
@@ -417,7 +418,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def run_asks_to_confirm() -> bool:
+def run_has_yes_option() -> bool:
     """Tell whether this `bulkimport run` has a ``--yes`` option (read from its --help)."""
     shown = subprocess.run(
         [sys.executable, "-m", "bulkimport", "run", "--help"],
@@ -427,7 +428,7 @@ def run_asks_to_confirm() -> bool:
         text=True,
         check=True,
     )
-    return re.search(r"(^|[\s,])--yes\b", shown.stdout) is not None
+    return re.search(r"(^|[\s,/])--yes(?![\w-])", shown.stdout) is not None
 
 
 def run_argv(path: Path, url: str, *, ledger: str = "fresh.sqlite", yes: bool = False) -> list[str]:
@@ -525,7 +526,7 @@ def measure_whole(
     plan: Plan, out: Path, inside: dict[str, Result], startup: report.Section
 ) -> report.Section:
     log.info("7/8 whole commands, each a fresh process: check (CSV, XLSX) and run vs references")
-    yes = run_asks_to_confirm()
+    yes = run_has_yes_option()
     scratch = out / "whole"
     scratch.mkdir(parents=True, exist_ok=True)
     best = best_of_commands(

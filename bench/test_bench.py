@@ -203,7 +203,7 @@ def test_whole_command_runner_returns_time_memory_and_exit_code(tmp_path: Path) 
 
 def test_whole_run_subscribes_against_a_sandbox_in_its_own_process(tmp_path: Path) -> None:
     path = workload.csv_file(tmp_path, 120)
-    result = run.whole_run(path, tmp_path, 0.0, yes=run.run_asks_to_confirm())
+    result = run.whole_run(path, tmp_path, 0.0, yes=run.run_has_yes_option())
     assert result["code"] in (0, 1)
     assert result["seconds"] > 0
     assert 100 < result["subscribed"] <= 120
