@@ -6,7 +6,9 @@ garbage from slowing the next, and lets the parent read its peak memory.
 
 from __future__ import annotations
 
+import csv
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from typing import Any
 import baselines
 import profiles
 from ledgers import open_ledger
-from workload import COUNTRY
+from workload import COUNTRY, HEADER, people
 
 from bulkimport.jobs.check import check_files
 from bulkimport.jobs.importing import run_import
@@ -204,6 +206,59 @@ def naive(path: Path, latency_ms: float, rows: int) -> Result:
         sent = baselines.naive_send(path, sandbox.url, SANDBOX_TOKEN, ENGAGEMENT, rows)
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "rows": sent}
+
+
+def ledger_growth(folder: Path, first: int, nightly: int, nights: int) -> Result:
+    """Import a growing export night after night; return the ledger's size after each night.
+
+    Night 1 runs `first` rows; every later night runs the same file with
+    ``nightly`` more rows appended (the same rows first, in the same order), as
+    a cumulative export comes back. Each night opens the ledger afresh, as a
+    new `bulkimport run` does, against one sandbox process answering at once.
+    Sizes are taken with the write-ahead log checkpointed into the file.
+    """
+    _warm_up()
+    rows = list(people(first + nightly * (nights - 1)))
+    with (
+        sandbox_process(0.0) as sandbox,
+        tempfile.TemporaryDirectory(dir=Path(folder)) as top,
+    ):
+        export, ledger_path = Path(top, "export.csv"), Path(top, "ledger.sqlite")
+        settings = SendSettings(ENGAGEMENT, api_url=sandbox.url, batch_size=100, concurrency=4)
+        sizes: list[int] = []
+        seconds: list[float] = []
+        counts: list[dict[str, int]] = []
+        for night in range(1, nights + 1):
+            with export.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(HEADER)
+                writer.writerows(rows[: first + nightly * (night - 1)])
+            client = EngageSparkClient(SANDBOX_TOKEN, sandbox.url)
+            started = time.perf_counter()
+            with Ledger.open(ledger_path) as ledger:
+                summary = run_import([export], OPTIONS, settings, ledger, Sender(client))
+            seconds.append(time.perf_counter() - started)
+            client.close()
+            counts.append(dict(summary.counts))
+            sizes.append(_checkpointed_size(ledger_path))
+    return {
+        "first": first,
+        "nightly": nightly,
+        "nights": nights,
+        "sizes": sizes,
+        "seconds": seconds,
+        "counts": [counts[0], counts[-1]],
+        "last_rows": first + nightly * (nights - 1),
+    }
+
+
+def _checkpointed_size(path: Path) -> int:
+    """Return the ledger's bytes on disk once its write-ahead log is folded into the file."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 # --- profiles ---------------------------------------------------------------------------

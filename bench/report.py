@@ -418,6 +418,211 @@ def startup_section(best: dict[str, float], commands: dict[str, str]) -> Section
     )
 
 
+CSV_GOAL = 1.0  # whole `check` of a CSV / the whole pandas + phonenumbers script
+XLSX_GOAL = 0.3  # whole `check` of a workbook / the whole openpyxl read
+RUN_GOAL = 0.9  # whole `run` rows/s / the bound
+
+
+def whole_section(
+    best: dict[str, Result],
+    inside: dict[str, Result],
+    startup: dict[str, float],
+    commands: dict[str, str],
+    *,
+    rows: dict[str, int],
+    bound: float,
+    latency: float,
+) -> Section:
+    """Whole commands as a user runs them, each a fresh process, against whole references."""
+    checked, sent = rows["check"], rows["run"]
+    csv, csv_ref = best["check_csv"], best["reference_csv"]
+    xlsx, xlsx_ref = best["check_xlsx"], best["reference_xlsx"]
+    run = best["run"]
+    csv_ratio = csv["seconds"] / csv_ref["seconds"]
+    xlsx_ratio = xlsx["seconds"] / xlsx_ref["seconds"]
+    rate = sent / run["seconds"]
+
+    def line(what: str, result: Result, count: int, ratio: str) -> tuple[str, ...]:
+        return (
+            what,
+            _s(result["seconds"]),
+            _rate(count, result["seconds"]),
+            _s(result["cpu"]),
+            f"{result['peak_mb']:.0f} MB",
+            ratio,
+        )
+
+    def within(what: str, result: Result, count: int, number: int) -> tuple[str, ...]:
+        return (
+            f"… the same work in one interpreter, after imports ({what}, measurement {number})",
+            _s(result["seconds"]),
+            _rate(count, result["seconds"]),
+            _cpu(result),
+            "",
+            "",
+        )
+
+    bare = startup["bare"]
+    table = [
+        line(
+            f"`check` of {checked:,} CSV rows, report written",
+            csv,
+            checked,
+            f"{_num(csv_ratio)} the reference",
+        ),
+        within("no report", inside["csv"], checked, 1),
+        line(
+            "reference: pandas `read_csv(dtype=str)` + parse/is_valid/format",
+            csv_ref,
+            checked,
+            "1.00x",
+        ),
+        line(
+            f"`check` of {checked:,} XLSX rows, report written",
+            xlsx,
+            checked,
+            f"{_num(xlsx_ratio)} the reference",
+        ),
+        within("no report", inside["xlsx"], checked, 2),
+        line(
+            "reference: openpyxl `load_workbook(read_only=True)`, every row read, none validated",
+            xlsx_ref,
+            checked,
+            "1.00x",
+        ),
+        line(
+            f"`run` of {sent:,} rows, fresh ledger, sandbox in its own process",
+            run,
+            sent,
+            f"{rate / bound:.0%} of the bound",
+        ),
+        (*within("run_import", inside["run"], sent, 3)[:3], "", "", ""),
+        ("bound: concurrency × batch / latency", _s(sent / bound), f"{bound:,.0f}", "", "", "100%"),
+        ("CPU used by the sandbox process meanwhile", "", "", _s(run["sandbox_cpu"]), "", ""),
+        ("`python -c pass` (measurement 6)", _s(bare), "", "", "", "1.00x"),
+        *(
+            (
+                f"`bulkimport {shown}` (measurement 6)",
+                _s(startup[label]),
+                "",
+                "",
+                "",
+                f"{startup[label] / bare:.2f}x `python -c pass`",
+            )
+            for label, shown in (("version", "--version"), ("help", "--help"), ("status", "status"))
+            if label in startup
+        ),
+    ]
+    how = (
+        "Every figure is the best wall-clock time, from fork to exit, of a fresh process "
+        "started exactly as a user types the command (`python` is `.venv/bin/python`), "
+        "contenders and references alternating; CPU is the process's and its worker "
+        "processes', user plus system. `check` writes its report into an empty folder; `run` "
+        "starts with a new ledger and a new sandbox, which serves from its own process "
+        "(`bulkimport sandbox`, started and answering before the clock starts, stopped after), "
+        f"answering every request after {latency * 1000:.0f} ms. stdin is `/dev/null` and the "
+        "output a pipe, so nothing ever waits for a keypress. The start-up figures are those "
+        f"of measurement 6. `run` sent {run['requests']:,} requests and subscribed "
+        f"{run['subscribed']:,} rows. The commands, as timed:\n\n"
+        + "\n".join(
+            f"- {what}: `{commands[key]}`"
+            for what, key in (
+                ("`check`, CSV", "check_csv"),
+                ("its reference", "reference_csv"),
+                ("`check`, XLSX", "check_xlsx"),
+                ("its reference", "reference_xlsx"),
+                ("the sandbox", "sandbox"),
+                ("`run`", "run"),
+            )
+        )
+    )
+    return Section(
+        7,
+        "Whole commands, as a user runs them",
+        ("command", "time", "rows/s", "CPU", "peak RSS", "ratio"),
+        table,
+        [
+            Verdict(
+                f"whole `check` of {checked:,} CSV rows / whole pandas + phonenumbers script",
+                csv_ratio,
+                CSV_GOAL,
+                at_most=True,
+            ),
+            Verdict(
+                f"whole `check` of {checked:,} XLSX rows / whole openpyxl read",
+                xlsx_ratio,
+                XLSX_GOAL,
+                at_most=True,
+            ),
+            Verdict(
+                f"whole `run` of {sent:,} rows: rows/s / the bound",
+                rate / bound,
+                RUN_GOAL,
+                at_most=False,
+            ),
+        ],
+        how,
+        details={
+            "csv": {"check": csv, "reference": csv_ref, "inside": inside["csv"]},
+            "xlsx": {"check": xlsx, "reference": xlsx_ref, "inside": inside["xlsx"]},
+            "run": run,
+            "run_inside": inside["run"],
+            "startup": startup,
+            "rows": rows,
+            "bound": bound,
+            "latency": latency,
+        },
+    )
+
+
+GROWTH_LIMIT = 1.3  # the ledger after the last night / after the first
+
+
+def _rows(count: int, *, bare: bool = False) -> str:
+    """Return "1 row" or "10 rows" (only the noun when ``bare``)."""
+    noun = "row" if count == 1 else "rows"
+    return noun if bare else f"{count:,} {noun}"
+
+
+def growth_section(result: Result) -> Section:
+    """The ledger's size after night 1 and after the last night of a growing export."""
+    sizes, seconds = result["sizes"], result["seconds"]
+    first, nightly, nights = result["first"], result["nightly"], result["nights"]
+    ratio = sizes[-1] / sizes[0]
+    later = seconds[1:] or [0.0]
+    return Section(
+        8,
+        f"Ledger growth: {nights} nights of a {first:,}-row export that gains "
+        f"{_rows(nightly)} a night",
+        ("after", "rows in the file", "ledger size", "ratio", "time of the night's run"),
+        [
+            ("night 1", f"{first:,}", f"{sizes[0]:,} bytes", "1.00x", _s(seconds[0])),
+            (
+                f"night {nights}",
+                f"{result['last_rows']:,}",
+                f"{sizes[-1]:,} bytes",
+                f"{ratio:.3f}x",
+                f"{_s(sum(later) / len(later))} a night on average (nights 2–{nights})",
+            ),
+        ],
+        [
+            Verdict(
+                f"ledger after night {nights} / after night 1", ratio, GROWTH_LIMIT, at_most=True
+            )
+        ],
+        f"Night 1 runs `run_import` on a {first:,}-row CSV with a new ledger file; every "
+        f"later night runs the same path again with {nightly:,} more "
+        f"{_rows(nightly, bare=True)} appended (the same rows first, in the same order), as "
+        "a cumulative export comes back. Each night opens the ledger afresh, as a new "
+        "`bulkimport run` does, against one sandbox process answering at once (batch 100, "
+        "concurrency 4). Sizes are the file's bytes after `PRAGMA wal_checkpoint(TRUNCATE)` "
+        "(plus a write-ahead log, if any is left). Rows of night 1: "
+        f"{_counts({'counts': result['counts'][0]})}; of night {nights}: "
+        f"{_counts({'counts': result['counts'][-1]})}.",
+        details=result,
+    )
+
+
 def _verdicts(result: Result) -> str:
     return ", ".join(f"{name} {count:,}" for name, count in sorted(result["verdicts"].items()))
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/run.py [--reps N] [--out bench/out] [--markdown BENCHMARKS.md]
 
-Every measurement runs in a fresh interpreter (``probe.py NAME ARGS``) and
-a timed pair (contender, reference) alternates ``--reps`` times; the best
-time of each counts, since on a shared machine noise only ever adds time.
+Every measurement runs in a fresh interpreter (``probe.py NAME ARGS``, or
+the whole command as a user types it, through ``launch.py``) and a timed
+pair (contender, reference) alternates ``--reps`` times; the best time of
+each counts, since on a shared machine noise only ever adds time.
 Progress goes to stderr; the data lives in ``bench/out`` (git-ignored).
 """
 
@@ -13,10 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_PY = Path(__file__).resolve()
 LAUNCH_PY = RUN_PY.with_name("launch.py")
 PROBE_PY = RUN_PY.with_name("probe.py")
+REFERENCE_PY = RUN_PY.with_name("reference.py")
 
 LATENCY_MS = 100.0
 BATCH_SIZE = 100
 CONCURRENCY = 4
+ENGAGEMENT = 1234
+NIGHTS = 30  # ledger growth: nights of one export
+NIGHTLY_ROWS = 10  # rows the export gains each night
 
 Result = dict[str, Any]
 
@@ -47,6 +58,7 @@ class Sizes:
     run: int = 20_000
     naive: int = 200
     profile: int = 20_000
+    growth: int = 10_000
 
     def scaled(self, factor: float) -> Sizes:
         return Sizes(*(max(10, round(n * factor)) for n in astuple(self)))
@@ -84,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
 
 @dataclass(frozen=True)
 class ChildRun:
-    """What a child process printed, how it ended, and its peak resident memory."""
+    """What a child process printed, how it ended, its peak memory, wall and CPU time."""
 
     stdout: str
     stderr: str
     code: int
     peak_mb: float
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def probe(name: str, **arguments: Any) -> Result:
@@ -103,24 +117,36 @@ def probe(name: str, **arguments: Any) -> Result:
     return outcome
 
 
-def _child(command: list[str]) -> ChildRun:
-    """Run a command to its end through launch.py, which reads the command's own peak RSS."""
+def _child(command: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> ChildRun:
+    """Run a command to its end through launch.py, which reads the command's own peak RSS.
+
+    Its stdin is /dev/null and its output goes to a pipe and a file, so a
+    command that would ask a question at a terminal never does.
+    """
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder, "peak")
         errors = Path(folder, "stderr")
         with errors.open("w", encoding="utf-8") as stderr:
             finished = subprocess.run(
                 [sys.executable, "-S", str(LAUNCH_PY), str(result), *command],
-                cwd=ROOT,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
                 check=False,
             )
-        peak_kib, code = (int(field) for field in result.read_text().split())
+        fields = result.read_text().split()
+        peak_kib, code = int(fields[0]), int(fields[1])
         # ru_maxrss is in KiB on Linux.
         return ChildRun(
-            finished.stdout, errors.read_text(encoding="utf-8"), code, peak_kib * 1024 / 1e6
+            finished.stdout,
+            errors.read_text(encoding="utf-8"),
+            code,
+            peak_kib * 1024 / 1e6,
+            seconds=float(fields[2]),
+            cpu_seconds=float(fields[3]),
         )
 
 
@@ -155,7 +181,7 @@ def make_plan(sizes: Sizes, reps: int, out: Path) -> Plan:
 
 def measure_csv(plan: Plan) -> report.Section:
     rows = plan.sizes.check
-    log.info("1/6 check on %s CSV rows vs pandas + phonenumbers", f"{rows:,}")
+    log.info("1/8 check on %s CSV rows vs pandas + phonenumbers", f"{rows:,}")
     best = best_of(
         plan.reps,
         {
@@ -172,7 +198,7 @@ def measure_csv(plan: Plan) -> report.Section:
 
 def measure_xlsx(plan: Plan) -> report.Section:
     rows = plan.sizes.check
-    log.info("2/6 check on %s XLSX rows vs calamine floor and openpyxl", f"{rows:,}")
+    log.info("2/8 check on %s XLSX rows vs calamine floor and openpyxl", f"{rows:,}")
     best = best_of(
         plan.reps,
         {
@@ -190,7 +216,7 @@ def measure_xlsx(plan: Plan) -> report.Section:
 
 def measure_run(plan: Plan) -> report.Section:
     rows = plan.sizes.run
-    log.info("3/6 run of %s rows at %.0f ms latency vs the bound and a naive loop", rows, 100)
+    log.info("3/8 run of %s rows at %.0f ms latency vs the bound and a naive loop", rows, 100)
     sending = {"path": plan.run_csv, "latency_ms": LATENCY_MS}
     best = best_of(plan.reps, {"run": ("run", {**sending, "ledger_kind": "file"})})
     best |= best_of(1, {"naive": ("naive", {**sending, "rows": plan.sizes.naive})})
@@ -203,7 +229,7 @@ def measure_run(plan: Plan) -> report.Section:
 
 
 def measure_memory(plan: Plan) -> report.Section:
-    log.info("4/6 peak RSS of `python -m bulkimport check` on two sizes of CSV")
+    log.info("4/8 peak RSS of `python -m bulkimport check` on two sizes of CSV")
     peaks: dict[int, Result] = {}
     for rows, path in ((plan.sizes.check, plan.csv), (plan.sizes.big, plan.big_csv)):
         command = [sys.executable, "-m", "bulkimport", "check", str(path), "--country", "PH"]
@@ -224,7 +250,7 @@ def measure_memory(plan: Plan) -> report.Section:
 
 def measure_ledger(plan: Plan) -> report.Section:
     rows = plan.sizes.run
-    log.info("5/6 ledger cost: run of %s rows at zero latency, with and without writes", rows)
+    log.info("5/8 ledger cost: run of %s rows at zero latency, with and without writes", rows)
     sending = {"path": plan.run_csv, "latency_ms": 0.0}
     # Short, noisy runs: one more repetition keeps a single slow run from deciding.
     best = best_of(
@@ -239,7 +265,7 @@ def measure_ledger(plan: Plan) -> report.Section:
 
 
 def measure_startup(plan: Plan, out: Path) -> report.Section:
-    log.info("6/6 start-up of --version, --help and status vs a bare interpreter")
+    log.info("6/8 start-up of --version, --help and status vs a bare interpreter")
     entry = Path(sys.executable).with_name("bulkimport")
     ledger = out / "startup-ledger.sqlite"
     if not ledger.exists():
@@ -262,6 +288,305 @@ def measure_startup(plan: Plan, out: Path) -> report.Section:
     shown = {label: "bulkimport " + " ".join(c[1:2]) for label, c in commands.items()}
     shown["status"] = "bulkimport status"
     return report.startup_section(best, shown)
+
+
+# --- whole commands ---------------------------------------------------------------------
+
+
+def _shown(path: Path) -> str:
+    """Return a path as BENCHMARKS.md shows it: from the checkout when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def timed_command(
+    command: list[str],
+    *,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0, 1),
+) -> Result:
+    """Run one whole command in a fresh process: its wall and CPU time, peak RSS, exit code."""
+    child = _child(command, cwd=cwd, env=env)
+    if child.code not in ok:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.code}):\n{child.stderr[-4000:]}")
+    return {
+        "seconds": child.seconds,
+        "cpu": child.cpu_seconds,
+        "peak_mb": child.peak_mb,
+        "code": child.code,
+        "stdout": child.stdout[-2000:],
+    }
+
+
+@dataclass
+class SandboxCommand:
+    """`bulkimport sandbox` serving in its own process: its address, then what it served."""
+
+    port: int
+    url: str
+    process: subprocess.Popen[bytes]
+    cpu_seconds: float = 0.0
+
+    def state(self) -> Result:
+        """Return the sandbox's own summary (``GET /_sandbox/state``)."""
+        address = f"http://127.0.0.1:{self.port}/_sandbox/state"
+        with urllib.request.urlopen(address, timeout=5) as answer:
+            state: Result = json.load(answer)
+        return state
+
+
+def _free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port: int = probe_socket.getsockname()[1]
+        return port
+
+
+def _cpu_of(pid: int) -> float:
+    """Return a live process's CPU seconds (user + system) from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sandbox_argv(port: int, latency_ms: float) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bulkimport",
+        "sandbox",
+        "--port",
+        str(port),
+        "--latency-ms",
+        f"{latency_ms:g}",
+        "--engagement",
+        str(ENGAGEMENT),
+    ]
+
+
+@contextmanager
+def sandbox_command(latency_ms: float, *, attempts: int = 3) -> Iterator[SandboxCommand]:
+    """Start `python -m bulkimport sandbox` on a free port, wait until it answers, stop it after."""
+    for attempt in range(1, attempts + 1):
+        port = _free_port()
+        process = subprocess.Popen(
+            sandbox_argv(port, latency_ms),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        served = SandboxCommand(port, f"http://127.0.0.1:{port}/api/v1", process)
+        if _answers(served):
+            break
+        _stop(process)
+        if attempt == attempts:
+            raise RuntimeError("`bulkimport sandbox` did not answer")
+    try:
+        yield served
+    finally:
+        served.cpu_seconds = _cpu_of(process.pid)
+        _stop(process)
+
+
+def _answers(served: SandboxCommand, within: float = 30.0) -> bool:
+    """Wait until the sandbox answers its state page; False when it exits first or never does."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            return False
+        try:
+            served.state()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        return True
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_has_yes_option() -> bool:
+    """Tell whether this `bulkimport run` has a ``--yes`` option (read from its --help)."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "bulkimport", "run", "--help"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return re.search(r"(^|[\s,/])--yes(?![\w-])", shown.stdout) is not None
+
+
+def run_argv(path: Path, url: str, *, ledger: str = "fresh.sqlite", yes: bool = False) -> list[str]:
+    """`bulkimport run` as the issue times it: batch 100, concurrency 4, a fresh ledger."""
+    return [
+        sys.executable,
+        "-m",
+        "bulkimport",
+        "run",
+        str(path),
+        "--engagement",
+        str(ENGAGEMENT),
+        "--country",
+        workload.COUNTRY,
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--concurrency",
+        str(CONCURRENCY),
+        "--api-url",
+        url,
+        "--ledger",
+        ledger,
+        *(["--yes"] if yes else []),
+    ]
+
+
+def check_argv(path: Path, report_name: str = "r.csv") -> list[str]:
+    """`bulkimport check FILE --country PH --report r.csv`, as a user types it."""
+    return [
+        sys.executable,
+        "-m",
+        "bulkimport",
+        "check",
+        str(path),
+        "--country",
+        workload.COUNTRY,
+        "--report",
+        report_name,
+    ]
+
+
+def reference_argv(kind: str, path: Path) -> list[str]:
+    return [sys.executable, str(REFERENCE_PY), kind, str(path)]
+
+
+def whole_check(path: Path, scratch: Path) -> Result:
+    """Time `bulkimport check FILE --country PH --report r.csv` in a fresh folder."""
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="check-") as folder:
+        result = timed_command(check_argv(path), cwd=Path(folder))
+        report_file = Path(folder, "r.csv")
+        result["report_bytes"] = report_file.stat().st_size if report_file.exists() else 0
+    return result
+
+
+def whole_reference(kind: str, path: Path) -> Result:
+    """Time the bare script that reads ``path`` with one library (bench/reference.py)."""
+    result = timed_command(reference_argv(kind, path), ok=(0,))
+    result |= json.loads(result["stdout"].strip().splitlines()[-1])
+    return result
+
+
+def whole_run(path: Path, scratch: Path, latency_ms: float, *, yes: bool) -> Result:
+    """Time `bulkimport run` with a fresh ledger against a sandbox in its own process."""
+    from bulkimport.sandbox import SANDBOX_TOKEN
+
+    env = {**os.environ, "ENGAGESPARK_API_KEY": SANDBOX_TOKEN}
+    with (
+        tempfile.TemporaryDirectory(dir=scratch, prefix="run-") as folder,
+        sandbox_command(latency_ms) as sandbox,
+    ):
+        cpu_before = _cpu_of(sandbox.process.pid)
+        result = timed_command(run_argv(path, sandbox.url, yes=yes), cwd=Path(folder), env=env)
+        state = sandbox.state()
+    subscriptions = state.get("subscriptions", {}).get(str(ENGAGEMENT), {})
+    result["requests"] = state.get("requests", 0)
+    result["subscribed"] = subscriptions.get("total", 0)
+    result["sandbox_cpu"] = sandbox.cpu_seconds - cpu_before
+    return result
+
+
+def best_of_commands(reps: int, contenders: dict[str, Any]) -> dict[str, Result]:
+    """Alternate whole commands ``reps`` times; keep each one's fastest run."""
+    best: dict[str, Result] = {}
+    for rep in range(1, reps + 1):
+        for label, timed in contenders.items():
+            log.info("  %s (%d/%d)", label, rep, reps)
+            result = timed()
+            log.info("    %.2f s (exit %d)", result["seconds"], result["code"])
+            if label not in best or result["seconds"] < best[label]["seconds"]:
+                best[label] = result
+    return best
+
+
+def measure_whole(
+    plan: Plan, out: Path, inside: dict[str, Result], startup: report.Section
+) -> report.Section:
+    log.info("7/8 whole commands, each a fresh process: check (CSV, XLSX) and run vs references")
+    yes = run_has_yes_option()
+    scratch = out / "whole"
+    scratch.mkdir(parents=True, exist_ok=True)
+    best = best_of_commands(
+        plan.reps,
+        {
+            "check_csv": lambda: whole_check(plan.csv, scratch),
+            "reference_csv": lambda: whole_reference("csv", plan.csv),
+            "check_xlsx": lambda: whole_check(plan.xlsx, scratch),
+            "reference_xlsx": lambda: whole_reference("xlsx", plan.xlsx),
+            "run": lambda: whole_run(plan.run_csv, scratch, LATENCY_MS, yes=yes),
+        },
+    )
+    url = "http://127.0.0.1:PORT/api/v1"
+    commands = {
+        "check_csv": _line(check_argv(plan.csv)),
+        "reference_csv": _line(reference_argv("csv", plan.csv)),
+        "check_xlsx": _line(check_argv(plan.xlsx)),
+        "reference_xlsx": _line(reference_argv("xlsx", plan.xlsx)),
+        "sandbox": _line(sandbox_argv(0, LATENCY_MS)).replace("--port 0", "--port PORT"),
+        "run": "ENGAGESPARK_API_KEY=sandbox-token "
+        + _line(run_argv(plan.run_csv, url, yes=yes))
+        + " < /dev/null",
+    }
+    return report.whole_section(
+        best,
+        inside,
+        startup.details["seconds"],
+        commands,
+        rows={"check": plan.sizes.check, "run": plan.sizes.run},
+        bound=CONCURRENCY * BATCH_SIZE / (LATENCY_MS / 1000),
+        latency=LATENCY_MS / 1000,
+    )
+
+
+def _line(command: list[str]) -> str:
+    """Return a command as a user would type it in the checkout (``python`` is the venv's)."""
+    words = ["python" if command[0] == sys.executable else command[0]]
+    for word in command[1:]:
+        words.append(_shown(Path(word)) if word.startswith("/") else word)
+    return " ".join(words)
+
+
+def measure_growth(plan: Plan, out: Path) -> report.Section:
+    first = plan.sizes.growth
+    # A trial at --scale keeps the export's growth in proportion: 10 rows a night per 10,000.
+    nightly = max(1, round(NIGHTLY_ROWS * first / Sizes().growth))
+    log.info(
+        "8/8 ledger growth: %d nights of a %s-row export gaining %d rows a night",
+        NIGHTS,
+        f"{first:,}",
+        nightly,
+    )
+    result = probe("ledger_growth", folder=out, first=first, nightly=nightly, nights=NIGHTS)
+    log.info(
+        "  night 1: %s bytes, night %d: %s bytes",
+        f"{result['sizes'][0]:,}",
+        NIGHTS,
+        f"{result['sizes'][-1]:,}",
+    )
+    return report.growth_section(result)
 
 
 def _make_startup_ledger(ledger: Path, source: Path) -> None:
@@ -287,6 +612,12 @@ def bench(sizes: Sizes, reps: int, out: Path, markdown: Path) -> int:
         measure_ledger(plan),
         measure_startup(plan, out),
     ]
+    inside = {
+        "csv": sections[0].details["check"],
+        "xlsx": sections[1].details["check"],
+        "run": sections[2].details["run"],
+    }
+    sections += [measure_whole(plan, out, inside, sections[5]), measure_growth(plan, out)]
     machine.finish(time.perf_counter() - started, reps)
     markdown.write_text(report.render(machine, sections), encoding="utf-8")
     log.info("wrote %s in %.0f s", markdown, time.perf_counter() - started)

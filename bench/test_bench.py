@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import baselines
 import findings
+import probes
 import profiles
 import pytest
+import reference
 import report
+import run
 import workload
 from ledgers import RowsInMemoryLedger
 
@@ -167,3 +172,73 @@ def test_a_workbook_that_only_misses_openpyxl_says_the_floor_passes() -> None:
     assert "passes (1.05×)" in lines[0]
     assert not any("too many" in line for line in lines)
     assert any(line.startswith("- **Against openpyxl.**") for line in lines)
+
+
+def test_reference_script_counts_rows_and_valid_numbers(tmp_path: Path) -> None:
+    assert reference.COUNTRY == workload.COUNTRY
+    assert workload.HEADER[workload.PHONE_COLUMN] == reference.PHONE_HEADER
+    path = workload.csv_file(tmp_path, 200)
+    found = run.timed_command(run.reference_argv("csv", path), ok=(0,))
+    counted = json.loads(found["stdout"].strip().splitlines()[-1])
+    assert counted["rows"] == 200
+    assert 180 <= counted["valid"] <= 200
+    assert counted["valid"] == baselines.csv_floor(path)
+    assert reference.xlsx_reference(str(workload.xlsx_file(tmp_path, 30))) == {
+        "rows": 30,
+        "valid": 0,
+    }
+
+
+def test_whole_command_runner_returns_time_memory_and_exit_code(tmp_path: Path) -> None:
+    path = workload.csv_file(tmp_path, 50)
+    result = run.whole_check(path, tmp_path)
+    assert result["code"] == 1  # the workload always holds some unusable numbers
+    assert result["seconds"] > 0
+    assert result["cpu"] > 0
+    assert result["peak_mb"] > 10
+    assert result["report_bytes"] > 0
+    with pytest.raises(RuntimeError, match="failed"):
+        run.timed_command(run.check_argv(tmp_path / "missing.csv"), cwd=tmp_path)
+
+
+def test_whole_run_subscribes_against_a_sandbox_in_its_own_process(tmp_path: Path) -> None:
+    path = workload.csv_file(tmp_path, 120)
+    result = run.whole_run(path, tmp_path, 0.0, yes=run.run_has_yes_option())
+    assert result["code"] in (0, 1)
+    assert result["seconds"] > 0
+    assert 100 < result["subscribed"] <= 120
+    assert result["requests"] >= 2
+
+
+def test_ledger_growth_gives_the_size_after_every_night(tmp_path: Path) -> None:
+    grown = probes.ledger_growth(tmp_path, first=60, nightly=5, nights=3)
+    sizes = grown["sizes"]
+    assert len(sizes) == 3
+    assert sizes[-1] > sizes[0] > 0
+    assert grown["last_rows"] == 70
+    section = report.growth_section(grown)
+    assert section.verdicts[0].ratio == sizes[-1] / sizes[0]
+
+
+def test_whole_command_misses_are_explained() -> None:
+    check = {"seconds": 3.0, "cpu": 5.0, "peak_mb": 100.0}
+    details = {
+        "csv": {"check": check, "reference": {"seconds": 2.0, "cpu": 2.0}, "inside": check},
+        "xlsx": {"check": check, "reference": {"seconds": 6.0, "cpu": 6.0}, "inside": check},
+        "run": {"seconds": 9.0, "sandbox_cpu": 0.5},
+        "run_inside": {
+            "seconds": 7.0,
+            "before_first_post": 1.0,
+            "sending": 5.9,
+            "after_last_answer": 0.1,
+        },
+        "startup": {"bare": 0.02, "version": 0.1},
+        "rows": {"check": 100_000, "run": 20_000},
+        "bound": 4000.0,
+        "latency": 0.1,
+    }
+    lines = findings.explain(7, details, None)
+    assert sum(line.startswith("- **Why.**") for line in lines) == 3
+    assert any("`run`, by how much" in line for line in lines)
+    growth = {"sizes": [1000, 2000], "nights": 30, "first": 100, "nightly": 10}
+    assert any("too many" in line for line in findings.explain(8, growth, None))
