@@ -13,7 +13,7 @@ import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bulkimport.errors import InputError
-from bulkimport.output import tables as results
+from bulkimport.output import workbook as results
 from bulkimport.output.tables import formula_safe, write_table
 
 COLUMNS = ("row", "name", "phone", "status", "contact id", "reason")

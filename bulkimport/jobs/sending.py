@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 WAIT_LOG = logging.getLogger("bulkimport.jobs.waiting")
 
 POLL_SECONDS = 0.1  # how often the send loop looks for a stop at once while answers are awaited
+NOT_SENT = "the run stopped before this row's batch left"
 PACE_STEP_SECONDS = 1.0  # a paced loop records the answers that arrived at least this often
 LIMITED = "left pending by --limit {limit}: `bulkimport retry` sends it"
 
@@ -271,11 +272,16 @@ class _SendLoop:
     def run(self, queued: Iterator[QueuedRow], total: int) -> None:
         self.sender.progress.begin(total)
         pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="send")
+        ready: list[QueuedRow] = []  # marked `sending`, waiting for a slot
         try:
             admitted = self._admitted(queued)
             for number, (zones, batch) in enumerate(
                 _batches(admitted, self.settings, self.batch_size), start=1
             ):
+                # The next batch is `sending` on disk before a slot frees (with the answers
+                # that arrived meanwhile, one sync), so a freed slot is refilled at once.
+                self._mark_sending(batch)
+                ready = batch
                 self._wait_for_a_slot()
                 if self._must_stop():
                     break
@@ -283,11 +289,14 @@ class _SendLoop:
                 if self._must_stop():
                     break
                 self._submit(pool, number, batch, zones)
+                ready = []
+            self._release(ready)
             self._hold_what_waits()
             self._wait_for_all()
             self._record(self._answered())
         except BaseException:
             self._record_what_arrived()
+            self._release_quietly(ready)
             raise
         finally:
             # Never wait here: after a stop at once the batches in flight are left behind.
@@ -381,9 +390,7 @@ class _SendLoop:
         if self.sender.dry_run is not None:
             self.sender.dry_run(label, reuse, [row.payload for row in batch])
             return
-        # The rows are `sending` on disk before the batch leaves; the batches that
-        # ended meanwhile are recorded in the same transaction (one sync).
-        self._record(self._answered(), sending=[row.id for row in batch])
+        # The rows are `sending` on disk already (`_mark_sending`): the batch leaves now.
         future = pool.submit(
             subscribe_batch,
             self.sender.client,
@@ -396,6 +403,35 @@ class _SendLoop:
             resend_unknown=self.settings.unknown is UnknownPolicy.RESEND,
         )
         self.in_flight[future] = _InFlight(number, label, batch, zones)
+
+    def _mark_sending(self, batch: Sequence[QueuedRow]) -> None:
+        """Commit a batch's rows as ``sending``, with the answers that arrived meanwhile."""
+        if self.sender.dry_run is None:
+            self._record(self._answered(), sending=[row.id for row in batch])
+
+    def _release(self, batch: Sequence[QueuedRow]) -> None:
+        """Put back to ``pending`` a batch marked ``sending`` that never left (the run stopped)."""
+        if not batch or self.sender.dry_run is not None:
+            return
+        # Each row goes back to the state it was sent from (an unknown row stays maybe-sent).
+        settlements = [
+            Settlement(
+                row.id,
+                row.status,
+                None,
+                NOT_SENT,
+                maybe_sent=row.status is RowStatus.UNKNOWN,
+            )
+            for row in batch
+        ]
+        self.ledger.settle(settlements, [], self.run_id)
+
+    def _release_quietly(self, batch: Sequence[QueuedRow]) -> None:
+        """After an error: release what can be; rows left ``sending`` are re-sent with reuse."""
+        try:
+            self._release(batch)
+        except Exception as error:  # noqa: BLE001 - the first error is re-raised
+            log.error("a batch that never left stays sending (%s): re-sent with reuse", error)
 
     def _record(
         self, answered: Sequence[Future[BatchOutcome]], *, sending: Sequence[int] = ()
