@@ -211,7 +211,8 @@ def test_discard_stops_stranded_rows_from_blocking_retry(sandbox: Sandbox, tmp_p
     code, output = invoke("retry", "--ledger", str(ledger), "--api-url", sandbox.url,
                           "--engagement", "1234")  # fmt: skip
     assert code == 0, output
-    assert "Nothing to retry" in output
+    assert "Nothing to retry for engagement 1234: its rows are settled." in output
+    assert "Engagement 999 has rows waiting: `bulkimport retry --engagement 999`" in output
 
     code, output = invoke("discard", "--ledger", str(ledger), "--run", "4")
     assert code == 0, output

@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from concurrent.futures import Future
 
 from bulkimport.contacts import Problem, Rejected, SourceRow
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.rows.workers import PhonePrefetch
+from bulkimport.rows.workers import PhonePrefetch, _start_method
 
 CELLS = ["0917 123 4567", "n/a", "", "+1 415 555 2671", "0918 765 4321", "0917 123 4567", "12"]
 
@@ -90,7 +91,7 @@ def test_small_inputs_and_one_worker_start_no_process() -> None:
 WORKER_MODULES = """
 import json
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
-from bulkimport.rows.workers import PhonePrefetch
+from bulkimport.rows.workers import PhonePrefetch, _start_method
 
 with PhonePrefetch(PhoneNormalizer(PhonePolicy(country="PH")), workers=1 + 1) as prefetch:
     prefetch._submit(["0917 123 4567"]).result(60)
@@ -109,3 +110,38 @@ def test_a_phone_worker_imports_no_heavy_library() -> None:
     assert "phonenumbers" in loaded
     heavy = {"numpy", "openpyxl", "rich", "click", "pandas", "requests", "python_calamine"}
     assert heavy.isdisjoint(loaded), heavy & loaded
+
+
+def test_workers_are_forked_only_from_a_single_threaded_process() -> None:
+    assert _start_method() == "fork"  # at once, with the parent's modules loaded
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert _start_method() == "spawn"  # a fork could copy a lock that thread holds
+    finally:
+        release.set()
+        other.join()
+
+
+def test_spawned_workers_give_the_same_answers_as_forked_ones() -> None:
+    answers = {}
+    release = threading.Event()
+    for method in ("fork", "spawn"):
+        other = threading.Thread(target=release.wait) if method == "spawn" else None
+        if other is not None:
+            other.start()
+        try:
+            phones = PhoneNormalizer(PhonePolicy(country="PH"))
+            with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=20) as prefetch:
+                answers[method] = [
+                    phones.normalize(phone_cell(row))
+                    for row in prefetch.rows(iter(rows(100)), phone_cell)
+                ]
+                assert prefetch._warm  # a worker answered
+        finally:
+            release.set()
+            if other is not None:
+                other.join()
+    assert answers["fork"] == answers["spawn"]
+    assert "639171234567" in answers["fork"]

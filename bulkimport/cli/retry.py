@@ -104,10 +104,12 @@ def retry(
             engagements = [book.run_settings(run_id)[0]]
         else:
             engagements = book.engagements_with_open_rows(include_rejected=include_rejected)
+        others: list[int] = []
         if engagement_id is not None:
+            others = [e for e in engagements if e != engagement_id]
             engagements = [e for e in engagements if e == engagement_id]
         if not engagements:
-            _nothing_to_retry(book, run_id)
+            _nothing_to_retry(book, run_id, engagement_id, others)
         for engagement_id in engagements:
             saved = (
                 book.run_settings(run_id)[1]
@@ -154,11 +156,26 @@ def retry(
     _finish_send(summaries[-1], written, as_json)
 
 
-def _nothing_to_retry(book: Ledger, run_id: int | None) -> None:
-    """Say there is nothing to send, and exit: 0 only when no file is missing rows."""
+def _nothing_to_retry(
+    book: Ledger, run_id: int | None, engagement_id: int | None, others: list[int]
+) -> None:
+    """Say there is nothing to send, and exit: 0 only when no file is missing rows.
+
+    With ``--engagement``, the engagements left out that still have rows are named.
+    """
     incomplete = book.incomplete_sources(book.sources_of(run_id) if run_id is not None else None)
+    if engagement_id is not None:
+        incomplete = [item for item in incomplete if item.engagement_id == engagement_id]
     if not incomplete:
-        click.echo("Nothing to retry: every row in the ledger is settled.")
+        if engagement_id is None:
+            click.echo("Nothing to retry: every row in the ledger is settled.")
+        else:
+            click.echo(f"Nothing to retry for engagement {engagement_id}: its rows are settled.")
+        for other in others:
+            click.echo(
+                f"  Engagement {other} has rows waiting: `bulkimport retry --engagement {other}` "
+                f"sends them, `bulkimport discard --engagement {other}` leaves them out."
+            )
         sys.exit(int(ExitCode.OK))
     click.echo("Nothing recorded is left to send, but not every file was read to its end:")
     for item in incomplete:

@@ -57,6 +57,17 @@ def _end_with(parent: int) -> None:
     os._exit(0)
 
 
+def _start_method() -> str:
+    """Fork when this process runs one thread: the workers start at once, metadata loaded.
+
+    With other threads (a sandbox, a progress bar) a fork could copy a lock
+    another thread holds, so the workers are spawned as fresh interpreters.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
 def _normalize_many(raws: list[str]) -> list[str | Rejected]:
     assert _worker_phones is not None
     return [_worker_phones.normalize(raw) for raw in raws]
@@ -120,10 +131,9 @@ class PhonePrefetch:
             return None
         try:
             if self._pool is None:
-                # spawn, not fork: the caller may have threads (a sandbox, a progress bar).
                 self._pool = ProcessPoolExecutor(
                     self._workers,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=multiprocessing.get_context(_start_method()),
                     initializer=_start_worker,
                     initargs=(self._phones.policy, os.getpid()),
                 )
