@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q bulkimport  # as pip does for a regular install
 	touch $(STAMP)
 
 test: $(STAMP)  ## run the whole test suite
@@ -35,6 +36,7 @@ demo: $(STAMP)  ## import sample_data/ into the local sandbox and show the resul
 	$(BIN)/python -m bulkimport.demo
 
 bench: $(STAMP)  ## measure speed and memory, rewrite BENCHMARKS.md
+	$(BIN)/python -m compileall -q bulkimport  # byte code of the tree as it is now, as installed
 	$(BIN)/python bench/run.py
 
 clean:  ## remove the environment and generated files

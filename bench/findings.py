@@ -57,7 +57,9 @@ the environment, stdin is `/dev/null` and the output a pipe, so the command neve
 for confirmation (and `--yes` is passed when `run --help` offers it). Contenders and \
 references alternate `--reps` times; the fastest of each counts. The start-up figures of \
 measurement 6 (`--version`, `--help`, `status` against `python -c pass`, goal ≤ 5×) are \
-shown beside them.
+shown beside them. `make bench` first byte-compiles the package (`python -m compileall`), \
+as `pip install` does: on a machine that sets `PYTHONDONTWRITEBYTECODE`, every command \
+would otherwise compile its modules from source at each start.
 - **Ledger growth** (measurement 8). `run_import` in one process against a sandbox \
 process answering at once: night 1 imports a 10,000-row CSV into a new ledger file, and \
 each of nights 2–30 imports the same path with 10 more rows appended (the same rows first, \
