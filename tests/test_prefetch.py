@@ -6,6 +6,8 @@ import sys
 import threading
 from concurrent.futures import Future
 
+import pytest
+
 from bulkimport.contacts import Problem, Rejected, SourceRow
 from bulkimport.rows.phones import PhoneNormalizer, PhonePolicy
 from bulkimport.rows.workers import PhonePrefetch, _start_method
@@ -112,36 +114,27 @@ def test_a_phone_worker_imports_no_heavy_library() -> None:
     assert heavy.isdisjoint(loaded), heavy & loaded
 
 
-def test_workers_are_forked_only_from_a_single_threaded_process() -> None:
+def test_workers_are_forked_only_from_a_single_threaded_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert _start_method() == "fork"  # at once, with the parent's modules loaded
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
-        assert _start_method() == "spawn"  # a fork could copy a lock that thread holds
-    finally:
-        release.set()
-        other.join()
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert _start_method() == "spawn"  # a fork could copy a lock the other thread holds
 
 
-def test_spawned_workers_give_the_same_answers_as_forked_ones() -> None:
+def test_spawned_workers_give_the_same_answers_as_forked_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     answers = {}
-    release = threading.Event()
     for method in ("fork", "spawn"):
-        other = threading.Thread(target=release.wait) if method == "spawn" else None
-        if other is not None:
-            other.start()
-        try:
-            phones = PhoneNormalizer(PhonePolicy(country="PH"))
-            with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=20) as prefetch:
-                answers[method] = [
-                    phones.normalize(phone_cell(row))
-                    for row in prefetch.rows(iter(rows(100)), phone_cell)
-                ]
-                assert prefetch._warm  # a worker answered
-        finally:
-            release.set()
-            if other is not None:
-                other.join()
+        monkeypatch.setattr("bulkimport.rows.workers._start_method", lambda m=method: m)
+        phones = PhoneNormalizer(PhonePolicy(country="PH"))
+        with PhonePrefetch(phones, workers=2, start_after=0, chunk_rows=20) as prefetch:
+            answers[method] = [
+                phones.normalize(phone_cell(row))
+                for row in prefetch.rows(iter(rows(100)), phone_cell)
+            ]
+            assert prefetch._warm  # a worker answered
     assert answers["fork"] == answers["spawn"]
     assert "639171234567" in answers["fork"]
