@@ -7,7 +7,7 @@ import functools
 import json
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -421,3 +421,27 @@ def test_the_package_lists_its_face_and_its_errors() -> None:
     assert issubclass(bulkimport.LedgerBusy, bulkimport.BulkImportError)
     with pytest.raises(AttributeError, match="no attribute 'run'"):
         _ = bulkimport.run  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("api_env")
+def test_subscribe_takes_the_send_window_and_the_canary_and_never_asks(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    frame = pd.DataFrame({"phone": [f"+63917123{n:04d}" for n in range(6)]})
+    hour = datetime.now(UTC).hour
+    closed = f"{(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"  # two hours from now, UTC
+    ledger = tmp_path / "l.sqlite"
+    waiting = bulkimport.subscribe(
+        frame, engagement=1234, ledger=ledger, api_url=sandbox.url,
+        send_window=closed, timezone_for_all="UTC",
+    )  # fmt: skip
+    assert sandbox.request_count() == 0
+    assert waiting.attrs["waiting"] == 6
+    assert set(waiting["status"]) == {"pending"}
+    assert waiting["reason"].str.startswith("waits for the send window (opens ").all()
+
+    canary = bulkimport.subscribe(
+        frame, engagement=1234, ledger=ledger, api_url=sandbox.url, send_window="any", limit=2
+    )
+    assert canary["status"].tolist() == ["subscribed"] * 2 + ["pending"] * 4
+    assert sandbox.contact_count() == 2

@@ -57,6 +57,13 @@ def subscribe(
     batch_size: int | None = None,
     concurrency: int | None = None,
     timeout: float | None = None,
+    send_window: str | None = None,
+    timezone: str | None = None,
+    timezone_for_all: str | None = None,
+    max_per_minute: int | None = None,
+    limit: int | None = None,
+    unknown: str | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Subscribe the valid rows of a file or a DataFrame to an engagement; return the results.
 
@@ -79,7 +86,13 @@ def subscribe(
     The API key is ``api_key``, else the file ``api_key_file``, else the
     environment variable ``ENGAGESPARK_API_KEY``; it is never stored. The
     other arguments are the `run` command's options of the same names (their
-    defaults are those of :mod:`bulkimport.settings`).
+    defaults are those of :mod:`bulkimport.settings`): ``send_window``
+    (``"08:00-20:00"`` in each person's time; rows outside it stay pending and
+    ``frame.attrs["waiting"]`` counts them), ``timezone``, ``timezone_for_all``,
+    ``max_per_minute``, ``limit`` (a canary: at most that many people now),
+    ``unknown`` (``"resend"`` or ``"hold"``) and ``wait`` (stay and send as
+    the windows open, up to a day). It never asks before sending: calling it
+    is the decision.
 
     Returns the rows as `bulkimport results` gives them (``source``, ``sheet``,
     ``row``, ``status``, ``contact_id``, ``phone``, ``reason``, then the data's
@@ -112,15 +125,21 @@ def subscribe(
         batch_size=batch_size,
         concurrency=concurrency,
         timeout=timeout,
+        send_window=send_window,
+        timezone=timezone,
+        timezone_for_all=timezone_for_all,
+        max_per_minute=max_per_minute,
+        unknown=unknown,
     )
     key = _api_key(api_key, api_key_file)
     with Ledger.locked(Path(ledger)) as book:
-        sender = _sender(key, settings)
+        sender = _sender(key, settings, limit=limit, wait=wait)
         with closing(sender.client):
             summary = run_import([inputs], options, settings, book, sender, resubscribe=resubscribe)
         _raise_refusal(summary)
         frame = _results_frame(*result_table(book, source_ids=summary.source_ids))
     frame.attrs["run"] = summary.run_id
+    frame.attrs["waiting"] = summary.waiting_rows  # rows that wait for their send window
     return frame
 
 
@@ -219,14 +238,16 @@ def _api_key(api_key: str | None, key_file: str | PathLike[str] | None) -> ApiKe
     return load_api_key(os.environ, path, instead="pass api_key or api_key_file")
 
 
-def _sender(key: ApiKey, settings: SendSettings) -> sending.Sender:
-    """Return the Sender of a run from Python: the CLI's, without a progress display.
+def _sender(
+    key: ApiKey, settings: SendSettings, *, limit: int | None = None, wait: bool = False
+) -> sending.Sender:
+    """Return the Sender of a run from Python: the CLI's, without a display or a question.
 
     ``sending.Sender`` is looked up here, at call time, as the CLI does, so a
     test can give every command a retry policy that does not sleep.
     """
     client = EngageSparkClient(key, settings.api_url, Timeouts(read=settings.timeout))
-    return sending.Sender(client, progress=NoProgress())
+    return sending.Sender(client, progress=NoProgress(), limit=limit, wait_for_window=wait)
 
 
 def _raise_refusal(summary: RunSummary) -> None:
