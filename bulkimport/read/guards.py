@@ -83,7 +83,10 @@ _XLSX_VALUE_CELL = re.compile(
 )
 
 # Any cell reference at all (styled empty cells too): a cheap upper bound of the extent.
-_XLSX_ANY_CELL = re.compile(rb'\br="([A-Z]{1,10})([0-9]{1,20})"')
+# It starts with a literal, which the regex engine finds with a fast search (a leading
+# \b would make it step through every byte); matching a few more attributes than cell
+# references only raises the bound, and a bound over the limit is checked precisely.
+_XLSX_ANY_CELL = re.compile(rb'r="([A-Z]{1,10})([0-9]{1,20})"')
 _XLSX_CARRY_BYTES = 1024  # longer than any match of _XLSX_VALUE_CELL
 # XLSB (binary workbook) records that matter for the extent: MS-XLSB 2.3.
 _XLSB_WORKBOOK = "xl/workbook.bin"
