@@ -895,18 +895,20 @@ class Ledger:
                 )
             subscribed = [s.row_id for s in by_status.get(S.SUBSCRIBED, ())]
             # One subscription per person: a later one (--resubscribe) replaces it.
-            db.executemany(
-                """
-                INSERT INTO subscriptions
-                    (engagement_id, identity, contact_id, subscribed_at, run_id, row_id)
-                SELECT engagement_id, identity, contact_id, ?, ?, id FROM rows
-                WHERE id = ? AND identity IS NOT NULL
-                ON CONFLICT (engagement_id, identity) DO UPDATE SET
-                    contact_id = excluded.contact_id, subscribed_at = excluded.subscribed_at,
-                    run_id = excluded.run_id, row_id = excluded.row_id
-                """,
-                [(now, run_id, row_id) for row_id in subscribed],
-            )
+            for start in range(0, len(subscribed), 500):
+                chunk = subscribed[start : start + 500]
+                db.execute(
+                    f"""
+                    INSERT INTO subscriptions
+                        (engagement_id, identity, contact_id, subscribed_at, run_id, row_id)
+                    SELECT engagement_id, identity, contact_id, ?, ?, id FROM rows
+                    WHERE id IN ({_marks(chunk)}) AND identity IS NOT NULL ORDER BY id
+                    ON CONFLICT (engagement_id, identity) DO UPDATE SET
+                        contact_id = excluded.contact_id, subscribed_at = excluded.subscribed_at,
+                        run_id = excluded.run_id, row_id = excluded.row_id
+                    """,
+                    (now, run_id, *chunk),
+                )
             db.executemany(
                 "INSERT INTO attempts (run_id, batch, started_at, status_code, kind, duration, "
                 "reuse, row_count, message) VALUES (?,?,?,?,?,?,?,?,?)",
