@@ -173,8 +173,15 @@ def test_a_second_signal_stops_at_once_and_retry_reuses_the_contacts_in_flight(
 
 def children(pid: int) -> list[int]:
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:  # the process is gone
+        return found
+    for task in tasks:
+        try:
+            text = (task / "children").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
         found += [int(child) for child in text.split()]
     return found
 
