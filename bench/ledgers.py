@@ -34,7 +34,6 @@ class RowsInMemoryLedger(Ledger):
         self._payloads: list[dict[str, object] | None] = []
         self._row_status: list[RowStatus] = []  # index = row id - 1
         self._where: list[tuple[int, int]] = []  # (source id, row number) per row
-        self._index: dict[tuple[int, int], int] = {}  # (source id, row number) -> index
 
     def record_rows(
         self, source_id: int, run_id: int, engagement_id: int, rows: Sequence[NewRow | KeptRow]
@@ -43,7 +42,6 @@ class RowsInMemoryLedger(Ledger):
             assert isinstance(row, NewRow)  # a fresh ledger has no earlier version to keep
             self._payloads.append(None if row.payload is None else dict(row.payload))
             self._row_status.append(row.status)
-            self._index.setdefault((source_id, row.row_number), len(self._where))
             self._where.append((source_id, row.row_number))
 
     def already_handled(
@@ -62,21 +60,9 @@ class RowsInMemoryLedger(Ledger):
         engagement_id: int,
         statuses: Sequence[RowStatus] = SENDABLE,
         source_ids: Sequence[int] | None = None,
-        run_id: int | None = None,
-        rows_between: tuple[int, int] | None = None,
     ) -> Iterator[QueuedRow]:
         wanted = frozenset(statuses)
-        if rows_between is None:
-            indexes: Iterable[int] = range(len(self._row_status))
-        else:  # one chunk, looked up directly so the reference stays linear
-            low, high = rows_between
-            indexes = (
-                self._index[(source_id, number)]
-                for source_id in source_ids or ()
-                for number in range(low, high + 1)
-                if (source_id, number) in self._index
-            )
-        for index in indexes:
+        for index in range(len(self._row_status)):
             status, payload = self._row_status[index], self._payloads[index]
             in_sources = source_ids is None or self._where[index][0] in source_ids
             if status in wanted and payload is not None and in_sources:

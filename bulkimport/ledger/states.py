@@ -28,7 +28,6 @@ TRANSITIONS: dict[RowStatus | None, frozenset[RowStatus]] = {
 
 SENDABLE = (S.PENDING, S.UNKNOWN)  # what `retry` sends (FAILED too, when asked)
 OPEN = (S.PENDING, S.SENDING, S.UNKNOWN)  # not settled: the file's import is not finished
-TAKEN = (S.SUBSCRIBED, *OPEN)  # a person another row of the engagement already stands for
 UNSENT = (S.PENDING, S.INVALID, S.DUPLICATE, S.SKIPPED)  # what a refused file may forget
 DISCARDABLE = (S.PENDING, S.UNKNOWN, S.FAILED)  # what `discard` leaves out, on request
 NEEDS_ATTENTION = (S.INVALID, S.DUPLICATE, S.FAILED, S.UNKNOWN, S.PENDING, S.SENDING)

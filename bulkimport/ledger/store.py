@@ -816,8 +816,6 @@ class Ledger:
         engagement_id: int,
         statuses: Sequence[RowStatus] = SENDABLE,
         source_ids: Sequence[int] | None = None,
-        run_id: int | None = None,
-        rows_between: tuple[int, int] | None = None,
     ) -> Iterator[QueuedRow]:
         """Yield rows in ``statuses``, oldest first, a page at a time (safe to update meanwhile).
 
@@ -831,12 +829,6 @@ class Ledger:
                 "AND r.id BETWEEN l.first_id AND l.first_id + l.row_count - 1)"
             )
             params.extend(source_ids)
-        if run_id is not None:
-            where.append("r.run_id = ?")
-            params.append(run_id)
-        if rows_between is not None:
-            where.append("r.row_number BETWEEN ? AND ?")
-            params.extend(rows_between)
         last = 0
         while True:
             page = self._db.execute(
